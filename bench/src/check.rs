@@ -1,0 +1,174 @@
+//! `bench check FILE`: read a history in any supported format, check it, print the verdict.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use checker::{
+    Anomaly, CheckOptions, CheckResult, History, OpSummary, ReadOptions, Value, Verdict,
+};
+
+use crate::cli::{CheckArgs, EXIT_USAGE};
+
+/// How many invalid keys to show in full, and how many unknown keys to list.
+const SHOW_INVALID: usize = 3;
+const SHOW_UNKNOWN: usize = 10;
+
+pub fn run(args: &CheckArgs) -> u8 {
+    let options = ReadOptions {
+        format: args.format,
+        edn_model: args.model,
+        initial_value: args.initial_value.as_deref().map(parse_value),
+    };
+    let read_started = Instant::now();
+    let (history, format) = match checker::read_file(&args.file, &options) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("bench check: {}: {e}", args.file.display());
+            return EXIT_USAGE;
+        }
+    };
+    let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
+    let result = checker::check(
+        &history,
+        &CheckOptions {
+            time_limit: args.time_limit,
+            memory_limit: args.memory_limit_mib << 20,
+            threads: args.threads,
+            all_keys: args.all_keys,
+        },
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).expect("results serialise")
+        );
+    } else {
+        let source = format!("{} ({format})", args.file.display());
+        print!("{}", render(&source, &history, &result, read_ms));
+    }
+    result.verdict.exit_code() as u8
+}
+
+/// An integer if it parses as one, else a string: how EDN registers spell their values.
+fn parse_value(s: &str) -> Value {
+    s.parse()
+        .map_or_else(|_| Value::Str(s.to_owned()), Value::Int)
+}
+
+/// The human-readable report of a check.
+pub fn render(source: &str, history: &History, result: &CheckResult, read_ms: f64) -> String {
+    let mut out = String::new();
+    let (ok, fail, info) = history.outcome_counts();
+    let _ = writeln!(
+        out,
+        "{source}: {} operations ({ok} ok, {fail} fail, {info} info) on {} keys, read in {read_ms:.1} ms",
+        history.ops.len(),
+        history.keys.len(),
+    );
+    let keys = result.keys.len();
+    let searched = format!(
+        "{} states searched in {:.1} ms",
+        result.states, result.elapsed_ms
+    );
+    match result.verdict {
+        Verdict::Valid => {
+            let _ = writeln!(
+                out,
+                "VALID: every key is linearizable ({keys} keys, {searched})"
+            );
+        }
+        Verdict::Invalid => {
+            let _ = writeln!(
+                out,
+                "INVALID: {} of {keys} keys are not linearizable ({searched})",
+                result.count(Verdict::Invalid)
+            );
+        }
+        Verdict::Unknown => {
+            let _ = writeln!(
+                out,
+                "UNKNOWN: {} of {keys} keys could not be decided ({searched})",
+                result.count(Verdict::Unknown)
+            );
+        }
+    }
+    let invalid: Vec<_> = result
+        .keys
+        .iter()
+        .filter(|k| k.verdict == Verdict::Invalid)
+        .collect();
+    for key in invalid.iter().take(SHOW_INVALID) {
+        let anomaly = key.anomaly.as_ref().expect("invalid keys carry an anomaly");
+        render_anomaly(&mut out, &key.key, anomaly, history.timed);
+    }
+    if invalid.len() > SHOW_INVALID {
+        let rest: Vec<&str> = invalid[SHOW_INVALID..]
+            .iter()
+            .map(|k| k.key.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nalso not linearizable: {} (--json shows them all)",
+            rest.join(", ")
+        );
+    }
+    let unknown: Vec<_> = result
+        .keys
+        .iter()
+        .filter(|k| k.verdict == Verdict::Unknown)
+        .collect();
+    if !unknown.is_empty() {
+        let _ = writeln!(out, "\nundecided keys:");
+        for key in unknown.iter().take(SHOW_UNKNOWN) {
+            let reason = key.reason.as_deref().unwrap_or("");
+            let _ = writeln!(out, "  {:?}: {reason}", key.key);
+        }
+        if unknown.len() > SHOW_UNKNOWN {
+            let _ = writeln!(out, "  ... and {} more", unknown.len() - SHOW_UNKNOWN);
+        }
+    }
+    out
+}
+
+fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
+    let _ = writeln!(out, "\nkey {key:?} is not linearizable:");
+    let _ = writeln!(out, "  {}", a.explanation);
+    let _ = writeln!(
+        out,
+        "  the longest linearizable prefix has {} operations and leaves the value {}; it ends with:",
+        a.prefix_len, a.value_after_prefix
+    );
+    for op in &a.prefix_tail {
+        let _ = writeln!(out, "    {}", op_line(op, timed));
+    }
+    let _ = writeln!(out, "  operations around the failure (by invocation):");
+    for op in &a.around {
+        let mark = if op.index == a.culprit.index {
+            "  <- cannot be linearized"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    {}{mark}", op_line(op, timed));
+    }
+}
+
+fn op_line(op: &OpSummary, timed: bool) -> String {
+    let at = |t: u64, line: u64| {
+        if timed {
+            format!("{:>10.3} ms", t as f64 / 1e6)
+        } else {
+            format!("line {line:>6}")
+        }
+    };
+    let end = match (op.complete, op.complete_line) {
+        (Some(t), Some(l)) => at(t, l),
+        _ => format!("{:>13}", "never"),
+    };
+    format!(
+        "process {:<4} {} .. {}  {}",
+        op.process,
+        at(op.invoke, op.invoke_line),
+        end,
+        op.text
+    )
+}

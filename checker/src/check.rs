@@ -1,0 +1,246 @@
+//! Checking a whole history: split by key, search keys in parallel, within budgets.
+//!
+//! Linearizability is compositional (Herlihy & Wing's locality; Horn & Kroening's
+//! P-compositionality for maps): a history is linearizable iff each key's sub-history is. Each
+//! key gets its own [`Search`]; worker threads run searches in short slices taken from a shared
+//! round-robin queue, so one expensive key cannot hold back the others (a cheap refutation
+//! elsewhere is found in milliseconds) and budgets are enforced between slices.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::explain::Failure;
+use crate::history::History;
+use crate::model::KeyHistory;
+use crate::search::{Progress, Search};
+use crate::verdict::{CheckResult, KeyResult, Verdict};
+
+/// Steps one key may take before it goes to the back of the queue (a few milliseconds).
+const SLICE: u64 = 1 << 15;
+
+/// Budgets and parallelism of a check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Wall-clock budget for the whole search; keys still open then are `unknown`.
+    pub time_limit: Option<Duration>,
+    /// Budget for the memo tables of all keys together, bytes. A key whose search would take
+    /// more is `unknown`.
+    pub memory_limit: usize,
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+    /// Keep searching every key after one is found invalid. Otherwise keys that have already had
+    /// one slice of search without a verdict are abandoned (`unknown`) once the history is known
+    /// to be invalid.
+    pub all_keys: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions {
+            time_limit: None,
+            memory_limit: 4 << 30,
+            threads: 0,
+            all_keys: false,
+        }
+    }
+}
+
+struct Task {
+    key: usize,
+    search: Option<Search>,
+}
+
+struct Queue {
+    tasks: VecDeque<Task>,
+    /// Tasks taken by a worker and not yet finished or returned.
+    running: usize,
+}
+
+struct Shared<'h> {
+    history: &'h History,
+    by_key: Vec<Vec<u32>>,
+    options: &'h CheckOptions,
+    deadline: Option<Instant>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    results: Mutex<Vec<Option<KeyResult>>>,
+    invalid: AtomicBool,
+    memory: AtomicUsize,
+    peak_memory: AtomicUsize,
+}
+
+/// Checks `history` for linearizability.
+pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
+    let started = Instant::now();
+    let mut by_key: Vec<Vec<u32>> = vec![Vec::new(); history.keys.len()];
+    for (i, op) in history.ops.iter().enumerate() {
+        by_key[op.key as usize].push(i as u32);
+    }
+    // Largest keys first, so the longest searches start early.
+    let mut order: Vec<usize> = (0..by_key.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(by_key[k].len()));
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    }
+    .min(by_key.len())
+    .max(1);
+    let shared = Shared {
+        history,
+        options,
+        deadline: options.time_limit.map(|t| started + t),
+        queue: Mutex::new(Queue {
+            tasks: order
+                .into_iter()
+                .map(|key| Task { key, search: None })
+                .collect(),
+            running: 0,
+        }),
+        wake: Condvar::new(),
+        results: Mutex::new(vec![None; by_key.len()]),
+        by_key,
+        invalid: AtomicBool::new(false),
+        memory: AtomicUsize::new(0),
+        peak_memory: AtomicUsize::new(0),
+    };
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| shared.work());
+        }
+    });
+    let keys: Vec<KeyResult> = shared
+        .results
+        .into_inner()
+        .expect("no worker panicked holding the results")
+        .into_iter()
+        .map(|r| r.expect("every key gets a result"))
+        .collect();
+    let verdict = if keys.iter().any(|k| k.verdict == Verdict::Invalid) {
+        Verdict::Invalid
+    } else if keys.iter().any(|k| k.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Valid
+    };
+    CheckResult {
+        verdict,
+        ops: history.ops.len(),
+        states: keys.iter().map(|k| k.states).sum(),
+        keys,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        peak_memo_bytes: shared.peak_memory.into_inner(),
+    }
+}
+
+impl Shared<'_> {
+    fn work(&self) {
+        while let Some(mut task) = self.take() {
+            let done = self.slice(&mut task);
+            let mut queue = self.queue.lock().expect("queue lock");
+            queue.running -= 1;
+            if !done {
+                queue.tasks.push_back(task);
+            }
+            self.wake.notify_all();
+        }
+    }
+
+    /// The next task, waiting while others run; `None` when all are finished.
+    fn take(&self) -> Option<Task> {
+        let mut queue = self.queue.lock().expect("queue lock");
+        loop {
+            if let Some(task) = queue.tasks.pop_front() {
+                queue.running += 1;
+                return Some(task);
+            }
+            if queue.running == 0 {
+                return None;
+            }
+            queue = self.wake.wait(queue).expect("queue lock");
+        }
+    }
+
+    /// Runs one slice of `task`; true if the key now has its result.
+    fn slice(&self, task: &mut Task) -> bool {
+        let started = task.search.is_some();
+        if started && self.invalid.load(Ordering::Relaxed) && !self.options.all_keys {
+            return self.give_up(
+                task,
+                "not searched to the end: another key is already invalid (--all-keys checks every key)",
+            );
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return self.give_up(task, "time limit reached before the search finished");
+        }
+        let search = task.search.get_or_insert_with(|| {
+            Search::new(KeyHistory::compile(self.history, &self.by_key[task.key]))
+        });
+        let before = search.memory();
+        let progress = search.run(SLICE);
+        let after = search.memory();
+        let total = if after >= before {
+            self.memory.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+        } else {
+            self.memory.fetch_sub(before - after, Ordering::Relaxed) - (before - after)
+        };
+        self.peak_memory.fetch_max(total, Ordering::Relaxed);
+        match progress {
+            Progress::Paused if total > self.options.memory_limit => self.give_up(
+                task,
+                &format!(
+                    "memory limit reached: the search tables of all keys would exceed {} MiB",
+                    self.options.memory_limit >> 20
+                ),
+            ),
+            Progress::Paused => false,
+            Progress::Linearizable => self.finish(task, Verdict::Valid, None, None),
+            Progress::NotLinearizable {
+                prefix,
+                culprit,
+                state,
+            } => {
+                self.invalid.store(true, Ordering::Relaxed);
+                let search = task.search.as_ref().expect("just ran");
+                let key = search.key();
+                let failure = Failure {
+                    history: self.history,
+                    key_ops: &self.by_key[task.key],
+                    prefix: prefix.iter().map(|&i| key.ops[i as usize].op).collect(),
+                    culprit: key.ops[culprit as usize].op,
+                    value_after: key.values.get(state).clone(),
+                };
+                self.finish(task, Verdict::Invalid, None, Some(failure.anomaly()))
+            }
+        }
+    }
+
+    fn give_up(&self, task: &mut Task, reason: &str) -> bool {
+        self.finish(task, Verdict::Unknown, Some(reason.to_owned()), None)
+    }
+
+    fn finish(
+        &self,
+        task: &mut Task,
+        verdict: Verdict,
+        reason: Option<String>,
+        anomaly: Option<crate::verdict::Anomaly>,
+    ) -> bool {
+        let (states, memory) = task
+            .search
+            .take()
+            .map_or((0, 0), |s| (s.steps(), s.memory()));
+        self.memory.fetch_sub(memory, Ordering::Relaxed);
+        let result = KeyResult {
+            key: self.history.keys[task.key].clone(),
+            verdict,
+            ops: self.by_key[task.key].len(),
+            states,
+            reason,
+            anomaly,
+        };
+        self.results.lock().expect("results lock")[task.key] = Some(result);
+        true
+    }
+}

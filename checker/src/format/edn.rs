@@ -1,0 +1,394 @@
+//! EDN histories: Jepsen / Knossos `history.edn` files and Porcupine's key-value logs.
+//!
+//! Both are sequences of op maps such as `{:type :invoke, :f :cas, :value [1 2], :process 3}`,
+//! either one per line or inside one top-level vector or list. They differ in meaning:
+//! - Knossos (`--format edn`): a register or cas-register. As Knossos reads them, `:fail`
+//!   operations did not happen (a failed CAS carries no observation), and a read that completed
+//!   with `nil` carries no information. Keys come from Jepsen's `independent` tuples
+//!   (`:value [key value]`); a history without tuples is one register.
+//! - Porcupine (`--format porcupine-kv`): `:key` names the key, `:f` is get, put or append, and a
+//!   missing key reads as the empty string.
+
+use std::borrow::Cow;
+
+use clojure_reader::edn::{self, Edn};
+
+use super::EdnModel;
+use crate::builder::Builder;
+use crate::error::ReadError;
+use crate::history::{Call, Func, History, Outcome, Value};
+
+static NIL: Edn<'static> = Edn::Nil;
+
+/// Key name of histories that hold a single register.
+pub(crate) const REGISTER_KEY: &str = "register";
+
+pub(super) fn read_knossos(
+    text: &str,
+    model: EdnModel,
+    initial: Option<Value>,
+) -> Result<History, ReadError> {
+    let mut builder = Builder::new();
+    for form in Forms::new(text) {
+        let (line, op) = form?;
+        let at = |m: String| ReadError::at(line, m);
+        let Some(header) = header(&op, line)? else {
+            continue;
+        };
+        let func = match keyword(&op, "f") {
+            Some("read") => Func::Read,
+            Some("write") => Func::Write,
+            Some("cas") if model == EdnModel::CasRegister => Func::Cas,
+            Some("cas") => {
+                return Err(at(
+                    "cas in a history checked as a register (use --model cas-register)".into(),
+                ));
+            }
+            _ => {
+                return Err(at(format!(
+                    "unsupported :f {} (the EDN reader handles register and cas-register histories: read, write, cas)",
+                    show(get(&op, "f"))
+                )));
+            }
+        };
+        let value = get(&op, "value").unwrap_or(&NIL);
+        let (key, value) = split_independent(func, value);
+        let key_name: Cow<str> = match key {
+            Some(k) => Cow::Owned(key_text(k).map_err(at)?),
+            None => Cow::Borrowed(REGISTER_KEY),
+        };
+        match header.kind {
+            Kind::Invoke => {
+                let call = match func {
+                    Func::Read => Call::Read,
+                    Func::Write => {
+                        Call::Write(required(value).map_err(|m| at(format!("write of {m}")))?)
+                    }
+                    _ => cas_call(value).map_err(at)?,
+                };
+                builder.invoke(line, header.time, header.process, &key_name, call)?;
+            }
+            kind => {
+                let outcome = match kind {
+                    Kind::Ok if func == Func::Read => {
+                        match scalar(value).map_err(|m| at(format!("read returned {m}")))? {
+                            Some(v) => Outcome::Ok(Some(v)),
+                            // Knossos: a read of nil tells nothing about the register.
+                            None => Outcome::Info,
+                        }
+                    }
+                    Kind::Ok => Outcome::Ok(None),
+                    Kind::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                builder.complete(
+                    line,
+                    header.time,
+                    header.process,
+                    func,
+                    Some(&key_name),
+                    outcome,
+                )?;
+            }
+        }
+    }
+    Ok(builder.finish(initial))
+}
+
+pub(super) fn read_porcupine_kv(text: &str) -> Result<History, ReadError> {
+    let mut builder = Builder::new();
+    for form in Forms::new(text) {
+        let (line, op) = form?;
+        let at = |m: String| ReadError::at(line, m);
+        let Some(header) = header(&op, line)? else {
+            continue;
+        };
+        let func = match keyword(&op, "f") {
+            Some("get") => Func::Read,
+            Some("put") => Func::Write,
+            Some("append") => Func::Append,
+            _ => {
+                return Err(at(format!(
+                    "unsupported :f {} (expected :get, :put or :append)",
+                    show(get(&op, "f"))
+                )));
+            }
+        };
+        let key = match get(&op, "key") {
+            Some(Edn::Str(k)) => k.as_ref(),
+            other => return Err(at(format!(":key must be a string, not {}", show(other)))),
+        };
+        let value = get(&op, "value").unwrap_or(&NIL);
+        match header.kind {
+            Kind::Invoke => {
+                let call = match func {
+                    Func::Read => Call::Read,
+                    Func::Write => {
+                        Call::Write(required(value).map_err(|m| at(format!("put of {m}")))?)
+                    }
+                    _ => Call::Append(required(value).map_err(|m| at(format!("append of {m}")))?),
+                };
+                builder.invoke(line, header.time, header.process, key, call)?;
+            }
+            kind => {
+                let outcome = match kind {
+                    // A missing key reads as the empty string.
+                    Kind::Ok if func == Func::Read => Outcome::Ok(Some(
+                        scalar(value)
+                            .map_err(|m| at(format!("get returned {m}")))?
+                            .unwrap_or_else(|| Value::Str(String::new())),
+                    )),
+                    Kind::Ok => Outcome::Ok(None),
+                    Kind::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                builder.complete(line, header.time, header.process, func, Some(key), outcome)?;
+            }
+        }
+    }
+    Ok(builder.finish(Some(Value::Str(String::new()))))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+struct Header {
+    process: u64,
+    kind: Kind,
+    time: Option<u64>,
+}
+
+/// The fields every op shares. `None` for the nemesis's ops, which the checker ignores.
+fn header(op: &Edn, line: u64) -> Result<Option<Header>, ReadError> {
+    let at = |m: String| ReadError::at(line, m);
+    if !matches!(op, Edn::Map(_) | Edn::Tagged(..)) {
+        return Err(at(format!("expected an op map, found {}", show(Some(op)))));
+    }
+    let process = match get(op, "process") {
+        Some(Edn::Int(p)) if *p >= 0 => *p as u64,
+        Some(Edn::Key(k)) if k == "nemesis" => return Ok(None),
+        other => {
+            return Err(at(format!(
+                ":process must be a non-negative integer or :nemesis, not {}",
+                show(other)
+            )));
+        }
+    };
+    let kind = match keyword(op, "type") {
+        Some("invoke") => Kind::Invoke,
+        Some("ok") => Kind::Ok,
+        Some("fail") => Kind::Fail,
+        Some("info") => Kind::Info,
+        _ => {
+            return Err(at(format!(
+                ":type must be :invoke, :ok, :fail or :info, not {}",
+                show(get(op, "type"))
+            )));
+        }
+    };
+    let time = match get(op, "time") {
+        Some(Edn::Int(t)) if *t >= 0 => Some(*t as u64),
+        _ => None,
+    };
+    Ok(Some(Header {
+        process,
+        kind,
+        time,
+    }))
+}
+
+/// Splits Jepsen's `independent` tuples: `[key value]` for reads and writes, `[key [old new]]`
+/// for a CAS, or a `#jepsen.independent.Tuple{:key k :value v}` record.
+fn split_independent<'a, 'e>(func: Func, value: &'a Edn<'e>) -> (Option<&'a Edn<'e>>, &'a Edn<'e>) {
+    if let Edn::Tagged(tag, inner) = value
+        && tag.ends_with("Tuple")
+        && let (Some(k), Some(v)) = (get(inner, "key"), get(inner, "value"))
+    {
+        return (Some(k), v);
+    }
+    match (func, value) {
+        (Func::Cas, Edn::Vector(items)) if matches!(&items[..], [_, Edn::Vector(pair)] if pair.len() == 2) => {
+            (Some(&items[0]), &items[1])
+        }
+        (Func::Read | Func::Write, Edn::Vector(items)) if items.len() == 2 => {
+            (Some(&items[0]), &items[1])
+        }
+        _ => (None, value),
+    }
+}
+
+pub(super) fn cas_call(value: &Edn) -> Result<Call, String> {
+    match value {
+        Edn::Vector(items) | Edn::List(items) if items.len() == 2 => Ok(Call::Cas {
+            expected: required(&items[0]).map_err(|m| format!("cas expecting {m}"))?,
+            new: required(&items[1]).map_err(|m| format!("cas to {m}"))?,
+        }),
+        other => Err(format!(
+            "cas value must be [expected new], not {}",
+            show(Some(other))
+        )),
+    }
+}
+
+fn key_text(k: &Edn) -> Result<String, String> {
+    match scalar(k)? {
+        Some(Value::Str(s)) => Ok(s),
+        Some(Value::Int(i)) => Ok(i.to_string()),
+        None => Err("an independent key must not be nil".into()),
+    }
+}
+
+fn required(v: &Edn) -> Result<Value, String> {
+    scalar(v)?.ok_or_else(|| "nil: a value is required".into())
+}
+
+pub(super) fn scalar(v: &Edn) -> Result<Option<Value>, String> {
+    Ok(Some(match v {
+        Edn::Nil => return Ok(None),
+        Edn::Int(i) => Value::Int(*i),
+        Edn::Str(s) => Value::Str(s.to_string()),
+        Edn::Key(k) => Value::Str(format!(":{k}")),
+        Edn::Symbol(s) => Value::Str(s.to_string()),
+        Edn::Bool(b) => Value::Str(b.to_string()),
+        other => {
+            return Err(format!(
+                "{}: values must be integers, strings, keywords or nil",
+                show(Some(other))
+            ));
+        }
+    }))
+}
+
+fn get<'a, 'e>(map: &'a Edn<'e>, key: &'static str) -> Option<&'a Edn<'e>> {
+    map.get(&Edn::Key(Cow::Borrowed(key)))
+}
+
+fn keyword<'a>(map: &'a Edn, key: &'static str) -> Option<&'a str> {
+    match get(map, key) {
+        Some(Edn::Key(k)) => Some(k),
+        _ => None,
+    }
+}
+
+fn show(v: Option<&Edn>) -> String {
+    match v {
+        None => "nothing".into(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 60 {
+                format!("{}...", &s[..s.floor_char_boundary(60)])
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// Iterates the op forms of an EDN text with the line each starts on: the top-level forms, and
+/// the elements of any top-level vector or list. Skips whitespace, commas, `;` comments and
+/// `#_` discarded forms.
+struct Forms<'a> {
+    text: &'a str,
+    pos: usize,
+    line: u64,
+    /// The closing delimiter of the top-level collection being walked.
+    inside: Option<char>,
+    done: bool,
+}
+
+impl<'a> Forms<'a> {
+    fn new(text: &'a str) -> Forms<'a> {
+        Forms {
+            text,
+            pos: 0,
+            line: 1,
+            inside: None,
+            done: false,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        let consumed = &self.text[self.pos..self.pos + n];
+        self.line += consumed.bytes().filter(|&b| b == b'\n').count() as u64;
+        self.pos += n;
+    }
+
+    /// Skips blanks and comments; returns the next character.
+    fn skip(&mut self) -> Result<Option<char>, ReadError> {
+        loop {
+            let rest = &self.text[self.pos..];
+            let Some(c) = rest.chars().next() else {
+                return Ok(None);
+            };
+            if c.is_whitespace() || c == ',' {
+                self.advance(c.len_utf8());
+            } else if c == ';' {
+                self.advance(rest.find('\n').unwrap_or(rest.len()));
+            } else if rest.starts_with("#_") {
+                self.advance(2);
+                self.read_form()?;
+            } else {
+                return Ok(Some(c));
+            }
+        }
+    }
+
+    fn read_form(&mut self) -> Result<(u64, Edn<'a>), ReadError> {
+        let line = self.line;
+        let rest = &self.text[self.pos..];
+        let (form, remaining) = edn::read(rest).map_err(|e| {
+            let at = line + e.line.unwrap_or(1) as u64 - 1;
+            ReadError::at(at, format!("malformed EDN: {:?}", e.code))
+        })?;
+        self.advance(rest.len() - remaining.len());
+        Ok((line, form))
+    }
+
+    fn next_form(&mut self) -> Result<Option<(u64, Edn<'a>)>, ReadError> {
+        loop {
+            let Some(c) = self.skip()? else {
+                return match self.inside {
+                    Some(close) => Err(ReadError::at(
+                        self.line,
+                        format!("missing closing {close:?} at end of input"),
+                    )),
+                    None => Ok(None),
+                };
+            };
+            match (self.inside, c) {
+                (None, '[' | '(') => {
+                    self.inside = Some(if c == '[' { ']' } else { ')' });
+                    self.advance(1);
+                }
+                (Some(close), c) if c == close => {
+                    self.inside = None;
+                    self.advance(1);
+                }
+                _ => return self.read_form().map(Some),
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for Forms<'a> {
+    type Item = Result<(u64, Edn<'a>), ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.next_form().transpose();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
+}
+
+/// Parses one EDN value (used by the Jepsen log reader for the value column).
+pub(super) fn parse_value(text: &str) -> Result<Edn<'_>, String> {
+    edn::read_string(text).map_err(|e| format!("malformed EDN value {text:?}: {:?}", e.code))
+}

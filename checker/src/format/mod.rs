@@ -1,0 +1,165 @@
+//! Readers for the history formats the checker understands.
+//!
+//! | format | produced by | what a line holds |
+//! |---|---|---|
+//! | [`Format::Jsonl`] | kvlab's bench | one JSON event per line (`DESIGN.md`) |
+//! | [`Format::PorcupineKv`] | Porcupine's key-value tests | one EDN op map per line: get / put / append |
+//! | [`Format::JepsenLog`] | Jepsen's textual logs | `INFO  jepsen.util - <process> <type> <f> <value>` |
+//! | [`Format::Edn`] | Jepsen / Knossos `history.edn` | a vector, list or sequence of EDN op maps |
+//!
+//! Every reader feeds the same [`Builder`](crate::builder::Builder), so pairing and process rules
+//! are enforced the same way whatever the source.
+
+mod edn;
+mod jepsen_log;
+mod jsonl;
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::ReadError;
+use crate::history::{History, Value};
+
+/// A history file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Jsonl,
+    PorcupineKv,
+    JepsenLog,
+    Edn,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [
+        Format::Jsonl,
+        Format::PorcupineKv,
+        Format::JepsenLog,
+        Format::Edn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::PorcupineKv => "porcupine-kv",
+            Format::JepsenLog => "jepsen-log",
+            Format::Edn => "edn",
+        }
+    }
+
+    /// Recognises a format from the input's first meaningful line.
+    pub fn detect(text: &str) -> Result<Format, ReadError> {
+        let Some(first) = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with(';'))
+        else {
+            // Nothing but blank lines and comments: an empty history in any format.
+            return Ok(Format::Jsonl);
+        };
+        if first.contains("jepsen.util - ") {
+            return Ok(Format::JepsenLog);
+        }
+        if let Some(rest) = first.strip_prefix('{') {
+            let rest = rest.trim_start();
+            if rest.starts_with('"') || rest.starts_with('}') {
+                return Ok(Format::Jsonl);
+            }
+            if rest.starts_with(':') {
+                let porcupine = [":f :get", ":f :put", ":f :append"]
+                    .iter()
+                    .any(|f| first.contains(f));
+                return Ok(if porcupine {
+                    Format::PorcupineKv
+                } else {
+                    Format::Edn
+                });
+            }
+        }
+        if first.starts_with(['[', '(', '#']) {
+            return Ok(Format::Edn);
+        }
+        Err(ReadError::UnknownFormat {
+            first_line: first.chars().take(80).collect(),
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!("unknown format {s:?} (expected jsonl, porcupine-kv, jepsen-log or edn)")
+            })
+    }
+}
+
+/// The sequential object an EDN history was recorded against, as in Knossos.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EdnModel {
+    /// Reads and writes only; a `cas` is an error.
+    Register,
+    /// Reads, writes and compare-and-set.
+    #[default]
+    CasRegister,
+}
+
+impl FromStr for EdnModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EdnModel, String> {
+        match s {
+            "register" => Ok(EdnModel::Register),
+            "cas-register" => Ok(EdnModel::CasRegister),
+            _ => Err(format!(
+                "unknown model {s:?} (expected register or cas-register)"
+            )),
+        }
+    }
+}
+
+/// How to read a history.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// `None`: recognise the format from the input.
+    pub format: Option<Format>,
+    /// EDN only: the model the history was recorded against.
+    pub edn_model: EdnModel,
+    /// EDN only: the register's value before the first operation (`None`: absent). The other
+    /// formats define their own (kvlab and Jepsen logs: absent; Porcupine: the empty string).
+    pub initial_value: Option<Value>,
+}
+
+/// Reads a history from text, returning it with the format it was read as.
+pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), ReadError> {
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::detect(text)?,
+    };
+    let history = match format {
+        Format::Jsonl => jsonl::read(text)?,
+        Format::PorcupineKv => edn::read_porcupine_kv(text)?,
+        Format::JepsenLog => jepsen_log::read(text)?,
+        Format::Edn => edn::read_knossos(text, options.edn_model, options.initial_value.clone())?,
+    };
+    Ok((history, format))
+}
+
+/// Reads a history file; see [`read_str`].
+pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(History, Format), ReadError> {
+    let mut text = String::new();
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    read_str(&text, options)
+}

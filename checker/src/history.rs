@@ -1,0 +1,182 @@
+//! The history model: operations on keys, each an invocation paired with its completion.
+//!
+//! This follows Jepsen's op model (see `DESIGN.md`): a client process invokes an operation and
+//! exactly one completion follows for that process: `ok` (it happened), `fail` (it definitely did
+//! not happen) or `info` (unknown: it may have happened at any point after its invocation, or
+//! never). Readers of the supported formats all produce a [`History`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A value stored under a key. Histories written by kvlab use strings; Jepsen's register tests use
+/// integers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Int(i64),
+    Str(String),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// Shows an optional value the way the explanations speak of it: `absent` for a missing key.
+pub(crate) struct Shown<'a>(pub &'a Option<Value>);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("absent"),
+        }
+    }
+}
+
+/// The function an operation calls, without its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Func {
+    Read,
+    Write,
+    Delete,
+    Cas,
+    Append,
+}
+
+impl Func {
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Read => "read",
+            Func::Write => "write",
+            Func::Delete => "delete",
+            Func::Cas => "cas",
+            Func::Append => "append",
+        }
+    }
+}
+
+impl fmt::Display for Func {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a client asked for: the function and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Read,
+    Write(Value),
+    Delete,
+    /// Set the key to `new` if it currently holds `expected`.
+    Cas {
+        expected: Value,
+        new: Value,
+    },
+    /// Append to the key's string (a missing key counts as the empty string). Porcupine's
+    /// key-value model.
+    Append(Value),
+}
+
+impl Call {
+    pub fn func(&self) -> Func {
+        match self {
+            Call::Read => Func::Read,
+            Call::Write(_) => Func::Write,
+            Call::Delete => Func::Delete,
+            Call::Cas { .. } => Func::Cas,
+            Call::Append(_) => Func::Append,
+        }
+    }
+}
+
+/// How an operation completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It took effect. For a read, what it returned (`None`: the key was absent); `None` for
+    /// every other function.
+    Ok(Option<Value>),
+    /// It definitely did not take effect.
+    Fail,
+    /// A CAS whose precondition did not hold: it changed nothing, but it observed that the key
+    /// did not hold `expected` at some instant between invocation and completion.
+    PreconditionFailed,
+    /// Unknown: it may have taken effect at any instant after its invocation, or never. Also used
+    /// for operations still pending when the history ends, and for reads that returned no
+    /// information.
+    Info,
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ok(_) => "ok",
+            Outcome::Fail | Outcome::PreconditionFailed => "fail",
+            Outcome::Info => "info",
+        }
+    }
+}
+
+/// Where an event sits in its history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Event {
+    /// Position among all events of the history; defines real-time order.
+    pub index: u64,
+    /// Nanoseconds since the run started, when the format records time; otherwise equal to
+    /// `index`.
+    pub time: u64,
+    /// 1-based line of the input where the event was read.
+    pub line: u64,
+}
+
+/// One operation: an invocation and (unless it never completed) its completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub process: u64,
+    /// Index into [`History::keys`].
+    pub key: u32,
+    pub call: Call,
+    pub outcome: Outcome,
+    pub invoke: Event,
+    /// `None` when the history ended before the operation completed (its outcome is then
+    /// [`Outcome::Info`]).
+    pub complete: Option<Event>,
+}
+
+/// A whole history, split into operations.
+///
+/// Invariants: `ops` is sorted by `invoke.index`; every `key` indexes `keys`; a completion's
+/// index is larger than its invocation's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Key names; an operation's `key` indexes this list.
+    pub keys: Vec<String>,
+    pub ops: Vec<Operation>,
+    /// Value every key holds before the first operation (`None`: absent).
+    pub initial: Option<Value>,
+    /// Whether [`Event::time`] is real time (nanoseconds) rather than a position.
+    pub timed: bool,
+}
+
+impl History {
+    pub fn key_name(&self, op: &Operation) -> &str {
+        &self.keys[op.key as usize]
+    }
+
+    /// Operations counted by outcome: `(ok, fail, info)`; a failed precondition counts as fail.
+    pub fn outcome_counts(&self) -> (usize, usize, usize) {
+        self.ops
+            .iter()
+            .fold((0, 0, 0), |(ok, fail, info), op| match op.outcome {
+                Outcome::Ok(_) => (ok + 1, fail, info),
+                Outcome::Fail | Outcome::PreconditionFailed => (ok, fail + 1, info),
+                Outcome::Info => (ok, fail, info + 1),
+            })
+    }
+}

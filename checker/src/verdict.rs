@@ -1,0 +1,175 @@
+//! What the checker concludes: a verdict overall and per key, with a counterexample for every
+//! key that is not linearizable. These types are the contract with the report renderer; they
+//! serialise to the JSON that `bench check --json` prints.
+
+use serde::Serialize;
+
+use crate::history::{Call, Func, History, Operation, Outcome};
+
+/// Jepsen's three answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// A linearisation exists.
+    Valid,
+    /// No linearisation exists.
+    Invalid,
+    /// The search stopped before it could decide (budget, or another key already failed).
+    Unknown,
+}
+
+impl Verdict {
+    /// Jepsen's exit code: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// The result of checking a whole history.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// Invalid if any key is, else unknown if any key is, else valid.
+    pub verdict: Verdict,
+    /// Operations in the history (all outcomes).
+    pub ops: usize,
+    /// Per key, in the order keys first appear in the history.
+    pub keys: Vec<KeyResult>,
+    /// Wall-clock time of the search, milliseconds.
+    pub elapsed_ms: f64,
+    /// Configurations visited over all keys.
+    pub states: u64,
+    /// Largest memory the memo tables held at once, bytes (approximate).
+    pub peak_memo_bytes: usize,
+}
+
+impl CheckResult {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.keys.iter().filter(|k| k.verdict == verdict).count()
+    }
+}
+
+/// The result for one key.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyResult {
+    pub key: String,
+    pub verdict: Verdict,
+    /// Operations on this key (all outcomes).
+    pub ops: usize,
+    /// Configurations visited.
+    pub states: u64,
+    /// Why the verdict is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<Anomaly>,
+}
+
+/// A readable counterexample for a key that is not linearizable.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    /// One sentence in plain words.
+    pub explanation: String,
+    /// The operation that could not be linearised after the longest linearisable prefix.
+    pub culprit: OpSummary,
+    /// Length of the longest prefix of the key's operations that could be linearised.
+    pub prefix_len: usize,
+    /// The last operations of that prefix, in linearisation order.
+    pub prefix_tail: Vec<OpSummary>,
+    /// The key's value after that prefix.
+    pub value_after_prefix: serde_json::Value,
+    /// The key's operations around the point of failure, by invocation: every operation that
+    /// overlaps the culprit, and a few before it.
+    pub around: Vec<OpSummary>,
+}
+
+/// One operation, described for people and for the report's timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpSummary {
+    /// Index in the history's operations.
+    pub index: usize,
+    pub process: u64,
+    pub f: Func,
+    /// Argument: written value, `[expected, new]` for a CAS; for a read, the value returned.
+    pub value: serde_json::Value,
+    /// `ok`, `fail` or `info`.
+    pub outcome: &'static str,
+    /// Invocation and completion times (nanoseconds, or event positions for untimed formats).
+    pub invoke: u64,
+    pub complete: Option<u64>,
+    /// Input lines of the invocation and completion.
+    pub invoke_line: u64,
+    pub complete_line: Option<u64>,
+    /// The operation in a few words, e.g. `write "v3"`, `cas 1 -> 2`, `read -> absent`.
+    pub text: String,
+}
+
+impl OpSummary {
+    pub fn new(history: &History, index: usize) -> OpSummary {
+        let op = &history.ops[index];
+        OpSummary {
+            index,
+            process: op.process,
+            f: op.call.func(),
+            value: op_value(op),
+            outcome: op.outcome.name(),
+            invoke: op.invoke.time,
+            complete: op.complete.map(|c| c.time),
+            invoke_line: op.invoke.line,
+            complete_line: op.complete.map(|c| c.line),
+            text: describe(op),
+        }
+    }
+}
+
+fn json(v: &crate::history::Value) -> serde_json::Value {
+    serde_json::to_value(v).expect("a value serialises")
+}
+
+fn op_value(op: &Operation) -> serde_json::Value {
+    match (&op.call, &op.outcome) {
+        (Call::Read, Outcome::Ok(Some(v))) => json(v),
+        (Call::Read | Call::Delete, _) => serde_json::Value::Null,
+        (Call::Write(v) | Call::Append(v), _) => json(v),
+        (Call::Cas { expected, new }, _) => serde_json::json!([json(expected), json(new)]),
+    }
+}
+
+/// A few words for one operation.
+pub(crate) fn describe(op: &Operation) -> String {
+    use crate::history::Shown;
+    let base = match (&op.call, &op.outcome) {
+        (Call::Read, Outcome::Ok(v)) => format!("read -> {}", Shown(v)),
+        (Call::Read, _) => "read".to_owned(),
+        (Call::Write(v), _) => format!("write {v}"),
+        (Call::Delete, _) => "delete".to_owned(),
+        (Call::Cas { expected, new }, _) => format!("cas {expected} -> {new}"),
+        (Call::Append(v), _) => format!("append {v}"),
+    };
+    match op.outcome {
+        Outcome::Ok(_) => base,
+        Outcome::Fail => format!("{base} (failed)"),
+        Outcome::PreconditionFailed => {
+            format!("{base} (failed: value was not {})", cas_expected(op))
+        }
+        Outcome::Info => format!("{base} (outcome unknown)"),
+    }
+}
+
+fn cas_expected(op: &Operation) -> String {
+    match &op.call {
+        Call::Cas { expected, .. } => expected.to_string(),
+        _ => String::new(),
+    }
+}

@@ -125,6 +125,11 @@ impl Values {
         &self.values[id as usize]
     }
 
+    /// Whether the text of `a` is a prefix of the text of `b`.
+    pub(crate) fn is_prefix(&self, a: StateId, b: StateId) -> bool {
+        text(&self.values[b as usize]).starts_with(&*text(&self.values[a as usize]))
+    }
+
     /// The state after appending `suffix` to `state`; a missing key counts as "".
     fn append(&mut self, state: StateId, suffix: StateId) -> StateId {
         if let Some(&id) = self.appended.get(&(state, suffix)) {
@@ -173,6 +178,8 @@ pub(crate) struct KeyHistory {
     pub(crate) ops: Vec<KeyOp>,
     pub(crate) values: Values,
     pub(crate) initial: StateId,
+    /// Whether any operation appends (enables the search's prefix lookahead).
+    pub(crate) has_appends: bool,
 }
 
 impl KeyHistory {
@@ -200,8 +207,9 @@ impl KeyHistory {
                     step,
                 })
             })
-            .collect();
+            .collect::<Vec<KeyOp>>();
         KeyHistory {
+            has_appends: ops.iter().any(|o| matches!(o.step, Step::Append(_))),
             ops,
             values,
             initial,

@@ -21,7 +21,7 @@
 //! interleave many keys and stop at a budget.
 
 use crate::memo::Memo;
-use crate::model::{KeyHistory, StateId};
+use crate::model::{KeyHistory, StateId, Step};
 
 const NONE: u32 = u32::MAX;
 const HEAD: u32 = 0;
@@ -216,7 +216,9 @@ impl Search {
         };
         self.lift(op);
         self.flip(bit);
-        if !self.remember(new_state, hi) {
+        let dead_end =
+            self.key.has_appends && new_state != self.state && !self.appends_can_explain(new_state);
+        if dead_end || !self.remember(new_state, hi) {
             self.flip(bit);
             self.unlift(op);
             return false;
@@ -233,6 +235,37 @@ impl Search {
             self.optional_left -= 1;
         }
         true
+    }
+
+    /// Lookahead for keys with appends, where each order of concurrent appends is a distinct
+    /// state. Let R be the first pending read to return, of value V. Only operations invoked
+    /// before R returns can come before R, so at R the state is either `state` grown by appends,
+    /// or the value of one of those puts (or CASes) grown by appends. Unless `state` or one of
+    /// those values is a prefix of V, R can never be satisfied from here.
+    fn appends_can_explain(&self, state: StateId) -> bool {
+        let mut node = self.next[HEAD as usize];
+        let target = loop {
+            if node == NONE {
+                return true;
+            }
+            if !self.node_is_call[node as usize]
+                && let Step::Read(v) = self.key.ops[self.node_op[node as usize] as usize].step
+            {
+                break v;
+            }
+            node = self.next[node as usize];
+        };
+        let end = node;
+        let values = &self.key.values;
+        let mut node = self.next[HEAD as usize];
+        while node != end {
+            match self.key.ops[self.node_op[node as usize] as usize].step {
+                Step::Write(v) | Step::Cas(_, v) if values.is_prefix(v, target) => return true,
+                _ => {}
+            }
+            node = self.next[node as usize];
+        }
+        values.is_prefix(state, target)
     }
 
     fn flip(&mut self, bit: u32) {

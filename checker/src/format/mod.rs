@@ -49,7 +49,8 @@ impl Format {
         }
     }
 
-    /// Recognises a format from the input's first meaningful line.
+    /// Recognises a format from the input's first meaningful line (for Jepsen logs, whose
+    /// first lines are often other log output: any of the first 200 lines).
     pub fn detect(text: &str) -> Result<Format, ReadError> {
         let Some(first) = text
             .lines()
@@ -59,9 +60,6 @@ impl Format {
             // Nothing but blank lines and comments: an empty history in any format.
             return Ok(Format::Jsonl);
         };
-        if first.contains("jepsen.util - ") {
-            return Ok(Format::JepsenLog);
-        }
         if let Some(rest) = first.strip_prefix('{') {
             let rest = rest.trim_start();
             if rest.starts_with('"') || rest.starts_with('}') {
@@ -80,6 +78,9 @@ impl Format {
         }
         if first.starts_with(['[', '(', '#']) {
             return Ok(Format::Edn);
+        }
+        if text.lines().take(200).any(|l| l.contains("jepsen.util - ")) {
+            return Ok(Format::JepsenLog);
         }
         Err(ReadError::UnknownFormat {
             first_line: first.chars().take(80).collect(),

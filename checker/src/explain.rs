@@ -81,16 +81,18 @@ impl Failure<'_> {
             }
             (Call::Cas { expected, new }, Outcome::Ok(_)) => {
                 let what = format!(
-                    "cas of {key} from {expected} to {new} by process {} {at} succeeded",
+                    "cas of {key} from {} to {new} by process {} {at} succeeded",
+                    Shown(expected),
                     c.process
                 );
-                self.observation(c, &Some(expected.clone()), &what, &after)
+                self.observation(c, expected, &what, &after)
             }
             (Call::Cas { expected, .. }, Outcome::PreconditionFailed) => format!(
-                "cas of {key} by process {} {at} failed because the value was not {expected}, but \
+                "cas of {key} by process {} {at} failed because the value was not {}, but \
                  no order of the operations around it lets {key} hold anything else during the \
                  call ({after})",
-                c.process
+                c.process,
+                Shown(expected)
             ),
             _ => format!(
                 "{} by process {} on {key} {at} cannot be placed in any order consistent with the \
@@ -213,7 +215,7 @@ fn writes(op: &Operation) -> Option<Option<Value>> {
 fn when(h: &History, start: Event, end: Option<Event>) -> String {
     let point = |e: Event| {
         if h.timed {
-            format!("{:.3} s", e.time as f64 / 1e9)
+            format!("{:.3} ms", e.time as f64 / 1e6)
         } else {
             format!("line {}", e.line)
         }

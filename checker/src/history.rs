@@ -74,9 +74,9 @@ pub enum Call {
     Read,
     Write(Value),
     Delete,
-    /// Set the key to `new` if it currently holds `expected`.
+    /// Set the key to `new` if it currently holds `expected` (`None`: if it is absent).
     Cas {
-        expected: Value,
+        expected: Option<Value>,
         new: Value,
     },
     /// Append to the key's string (a missing key counts as the empty string). Porcupine's

@@ -241,13 +241,15 @@ fn compile_op(values: &mut Values, op: &Operation) -> Option<(Step, bool)> {
         (Call::Read, Outcome::Ok(v)) => Step::Read(values.intern_opt(v)),
         (Call::Read, _) => return None,
         (Call::Cas { expected, .. }, Outcome::PreconditionFailed) => {
-            Step::NotEqual(values.intern(expected))
+            Step::NotEqual(values.intern_opt(expected))
         }
         // Only a CAS can fail its precondition; readers never produce this otherwise.
         (_, Outcome::PreconditionFailed) => return None,
         (Call::Write(v), _) => Step::Write(values.intern(v)),
         (Call::Delete, _) => Step::Write(ABSENT),
-        (Call::Cas { expected, new }, _) => Step::Cas(values.intern(expected), values.intern(new)),
+        (Call::Cas { expected, new }, _) => {
+            Step::Cas(values.intern_opt(expected), values.intern(new))
+        }
         (Call::Append(v), _) => Step::Append(values.intern(v)),
     };
     Some((step, required))

@@ -48,6 +48,8 @@ struct Frame {
     prev_state: StateId,
     /// One past the highest linearised required operation, including this one (0: none).
     hi: u32,
+    /// Required operations linearised, including this one.
+    required: u32,
 }
 
 /// A resumable search over one key.
@@ -77,9 +79,14 @@ pub(crate) struct Search {
     remaining: usize,
     seen: Memo,
     scratch: Vec<u32>,
-    /// Longest prefix linearised so far; `best[..low_water]` always equals the stack's bottom.
+    /// The prefix that linearised the most required operations so far (`info` operations do
+    /// not count: they never have to happen); `best[..low_water]` always equals the stack's
+    /// bottom.
     best: Vec<u32>,
+    best_required: u32,
     low_water: usize,
+    /// A required operation that observes a value no operation writes: refuted without search.
+    impossible: Option<u32>,
     steps: u64,
 }
 
@@ -117,6 +124,7 @@ impl Search {
             .map(|i| if i == 0 { NONE } else { i - 1 })
             .collect();
         let remaining = key.ops.iter().filter(|o| o.ret.is_some()).count();
+        let impossible = impossible_observation(&key);
         let mut optional = 0;
         let optional_bit = key
             .ops
@@ -147,7 +155,9 @@ impl Search {
             remaining,
             seen: Memo::new((optional as usize).div_ceil(64)),
             scratch: Vec::new(),
+            impossible,
             best: Vec::new(),
+            best_required: 0,
             low_water: 0,
             steps: 0,
         }
@@ -169,6 +179,13 @@ impl Search {
 
     /// Runs at most `budget` steps.
     pub(crate) fn run(&mut self, budget: u64) -> Progress {
+        if let Some(culprit) = self.impossible {
+            return Progress::NotLinearizable {
+                prefix: Vec::new(),
+                culprit,
+                state: self.key.initial,
+            };
+        }
         let end = self.steps + budget;
         while self.steps < end {
             self.steps += 1;
@@ -208,12 +225,13 @@ impl Search {
             // An optional operation that changes nothing: not doing it dominates doing it.
             return false;
         }
-        let below = self.stack.last().map_or(0, |f| f.hi);
+        let (below, required) = self.stack.last().map_or((0, 0), |f| (f.hi, f.required));
         let hi = if bit == NONE {
             below.max(op + 1)
         } else {
             below
         };
+        let required = required + u32::from(bit == NONE);
         self.lift(op);
         self.flip(bit);
         let dead_end =
@@ -227,6 +245,7 @@ impl Search {
             op,
             prev_state: self.state,
             hi,
+            required,
         });
         self.state = new_state;
         if bit == NONE {
@@ -283,10 +302,13 @@ impl Search {
 
     /// Undoes the most recent choice and moves the cursor past it. False if there is none.
     fn backtrack(&mut self) -> bool {
-        if self.stack.len() > self.best.len() {
+        let required = self.stack.last().map_or(0, |f| f.required);
+        if required > self.best_required {
             self.best.truncate(self.low_water);
             self.best
                 .extend(self.stack[self.low_water..].iter().map(|f| f.op));
+            self.best_required = required;
+            self.low_water = self.stack.len();
         }
         let Some(frame) = self.stack.pop() else {
             return false;
@@ -386,4 +408,30 @@ impl Search {
             self.prev[n as usize] = node;
         }
     }
+}
+
+/// The required operation that completes first among those observing a value no operation in
+/// the key's history could ever have put there (a read of it, or a CAS expecting it). Appends
+/// build values, so keys with appends are left to the search.
+fn impossible_observation(key: &KeyHistory) -> Option<u32> {
+    if key.has_appends {
+        return None;
+    }
+    let mut written = rustc_hash::FxHashSet::default();
+    written.insert(key.initial);
+    for op in &key.ops {
+        if let Step::Write(v) | Step::Cas(_, v) = op.step {
+            written.insert(v);
+        }
+    }
+    key.ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.ret.is_some())
+        .filter(|(_, o)| match o.step {
+            Step::Read(v) | Step::Cas(v, _) => !written.contains(&v),
+            _ => false,
+        })
+        .min_by_key(|(_, o)| o.ret)
+        .map(|(i, _)| i as u32)
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::history::{Call, Func, History, Operation, Outcome};
+use crate::history::{Call, Func, History, Operation, Outcome, Shown};
 
 /// Jepsen's three answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -142,19 +142,20 @@ fn op_value(op: &Operation) -> serde_json::Value {
         (Call::Read, Outcome::Ok(Some(v))) => json(v),
         (Call::Read | Call::Delete, _) => serde_json::Value::Null,
         (Call::Write(v) | Call::Append(v), _) => json(v),
-        (Call::Cas { expected, new }, _) => serde_json::json!([json(expected), json(new)]),
+        (Call::Cas { expected, new }, _) => {
+            serde_json::json!([expected.as_ref().map(json), json(new)])
+        }
     }
 }
 
 /// A few words for one operation.
 pub(crate) fn describe(op: &Operation) -> String {
-    use crate::history::Shown;
     let base = match (&op.call, &op.outcome) {
         (Call::Read, Outcome::Ok(v)) => format!("read -> {}", Shown(v)),
         (Call::Read, _) => "read".to_owned(),
         (Call::Write(v), _) => format!("write {v}"),
         (Call::Delete, _) => "delete".to_owned(),
-        (Call::Cas { expected, new }, _) => format!("cas {expected} -> {new}"),
+        (Call::Cas { expected, new }, _) => format!("cas {} -> {new}", Shown(expected)),
         (Call::Append(v), _) => format!("append {v}"),
     };
     match op.outcome {
@@ -169,7 +170,7 @@ pub(crate) fn describe(op: &Operation) -> String {
 
 fn cas_expected(op: &Operation) -> String {
     match &op.call {
-        Call::Cas { expected, .. } => expected.to_string(),
+        Call::Cas { expected, .. } => Shown(expected).to_string(),
         _ => String::new(),
     }
 }

@@ -225,7 +225,7 @@ fn split_independent<'a, 'e>(func: Func, value: &'a Edn<'e>) -> (Option<&'a Edn<
 pub(super) fn cas_call(value: &Edn) -> Result<Call, String> {
     match value {
         Edn::Vector(items) | Edn::List(items) if items.len() == 2 => Ok(Call::Cas {
-            expected: required(&items[0]).map_err(|m| format!("cas expecting {m}"))?,
+            expected: scalar(&items[0]).map_err(|m| format!("cas expecting {m}"))?,
             new: required(&items[1]).map_err(|m| format!("cas to {m}"))?,
         }),
         other => Err(format!(

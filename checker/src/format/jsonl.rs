@@ -3,24 +3,27 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use crate::builder::Builder;
 use crate::error::ReadError;
 use crate::history::{Call, Func, History, Outcome, Value};
 
+/// One event. Fields whose shape depends on others stay raw JSON and are decoded only when
+/// needed, so a line costs no allocation beyond the values it carries.
 #[derive(Deserialize)]
 struct Line<'a> {
     time: Option<u64>,
-    process: Json,
+    #[serde(borrow)]
+    process: &'a RawValue,
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow)]
     f: Cow<'a, str>,
     #[serde(borrow, default)]
     key: Option<Cow<'a, str>>,
-    #[serde(default)]
-    value: Json,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<Cow<'a, str>>,
 }
@@ -34,16 +37,16 @@ pub(super) fn read(text: &str) -> Result<History, ReadError> {
         }
         let ev: Line = serde_json::from_str(raw)
             .map_err(|e| ReadError::at(line, format!("not a history event: {e}")))?;
-        let process = match &ev.process {
-            Json::String(s) if s == "nemesis" => continue,
-            Json::Number(n) if n.is_u64() => n.as_u64().expect("checked is_u64"),
-            other => {
-                return Err(ReadError::at(
+        let process = match ev.process.get() {
+            "\"nemesis\"" => continue,
+            p => p.parse::<u64>().map_err(|_| {
+                ReadError::at(
                     line,
-                    format!("process must be a non-negative integer or \"nemesis\", not {other}"),
-                ));
-            }
+                    format!("process must be a non-negative integer or \"nemesis\", not {p}"),
+                )
+            })?,
         };
+        let value = ev.value.map_or("null", RawValue::get);
         let func = parse_func(&ev.f).ok_or_else(|| {
             ReadError::at(
                 line,
@@ -58,13 +61,13 @@ pub(super) fn read(text: &str) -> Result<History, ReadError> {
         match &*ev.kind {
             "invoke" => {
                 let key = key.ok_or_else(|| ReadError::at(line, "invocation without a key"))?;
-                let call = call(func, &ev.value).map_err(|m| ReadError::at(line, m))?;
+                let call = call(func, value).map_err(|m| ReadError::at(line, m))?;
                 builder.invoke(line, time, process, key, call)?;
             }
             "ok" => {
                 let outcome = match func {
                     Func::Read => Outcome::Ok(
-                        value_or_null(&ev.value)
+                        value_or_null(value)
                             .map_err(|m| ReadError::at(line, format!("read returned {m}")))?,
                     ),
                     _ => Outcome::Ok(None),
@@ -102,36 +105,37 @@ fn parse_func(f: &str) -> Option<Func> {
     })
 }
 
-fn call(func: Func, value: &Json) -> Result<Call, String> {
+fn call(func: Func, value: &str) -> Result<Call, String> {
     Ok(match func {
         Func::Read => Call::Read,
         Func::Delete => Call::Delete,
         Func::Write => Call::Write(value_of(value).map_err(|m| format!("write of {m}"))?),
         Func::Append => Call::Append(value_of(value).map_err(|m| format!("append of {m}"))?),
-        Func::Cas => match value.as_array().map(Vec::as_slice) {
-            Some([expected, new]) => Call::Cas {
-                expected: value_of(expected).map_err(|m| format!("cas expecting {m}"))?,
-                new: value_of(new).map_err(|m| format!("cas to {m}"))?,
+        Func::Cas => match serde_json::from_str::<[&RawValue; 2]>(value) {
+            Ok([expected, new]) => Call::Cas {
+                expected: value_or_null(expected.get())
+                    .map_err(|m| format!("cas expecting {m}"))?,
+                new: value_of(new.get()).map_err(|m| format!("cas to {m}"))?,
             },
-            _ => return Err(format!("cas value must be [expected, new], not {value}")),
+            Err(_) => return Err(format!("cas value must be [expected, new], not {value}")),
         },
     })
 }
 
-fn value_of(v: &Json) -> Result<Value, String> {
+fn value_of(v: &str) -> Result<Value, String> {
     value_or_null(v)?.ok_or_else(|| "null: a value must be a string or an integer".to_owned())
 }
 
-fn value_or_null(v: &Json) -> Result<Option<Value>, String> {
-    match v {
-        Json::Null => Ok(None),
-        Json::String(s) => Ok(Some(Value::Str(s.clone()))),
-        Json::Number(n) => n
-            .as_i64()
+/// Decodes a raw JSON value: a string, an integer, or null (absent).
+fn value_or_null(v: &str) -> Result<Option<Value>, String> {
+    match v.as_bytes().first() {
+        Some(b'n') if v == "null" => Ok(None),
+        Some(b'"') => serde_json::from_str::<String>(v)
+            .map(|s| Some(Value::Str(s)))
+            .map_err(|e| format!("{v}: {e}")),
+        _ => v
+            .parse::<i64>()
             .map(|i| Some(Value::Int(i)))
-            .ok_or_else(|| format!("{n}: numbers must be integers")),
-        other => Err(format!(
-            "{other}: a value must be a string, an integer or null"
-        )),
+            .map_err(|_| format!("{v}: a value must be a string, an integer or null")),
     }
 }

@@ -1,0 +1,293 @@
+//! The readers: what each format means, and located errors for what it must not contain.
+
+use checker::{Call, EdnModel, Format, History, Outcome, ReadError, ReadOptions, Value, read_str};
+
+fn read(text: &str, format: Format) -> Result<History, ReadError> {
+    read_str(
+        text,
+        &ReadOptions {
+            format: Some(format),
+            ..ReadOptions::default()
+        },
+    )
+    .map(|(h, _)| h)
+}
+
+fn line_of(err: ReadError) -> u64 {
+    match err {
+        ReadError::Malformed { line, .. } => line,
+        other => panic!("expected a located error, got {other}"),
+    }
+}
+
+#[test]
+fn jsonl_pairs_events_by_process_and_skips_the_nemesis() {
+    let h = read(
+        r#"{"time":5,"process":0,"type":"invoke","f":"cas","key":"a","value":["x","y"]}
+{"time":6,"process":"nemesis","type":"info","f":"kill","value":"n1"}
+{"time":7,"process":1,"type":"invoke","f":"delete","key":"a"}
+{"time":8,"process":0,"type":"fail","f":"cas","key":"a","value":["x","y"],"error":"precondition"}
+{"time":9,"process":1,"type":"info","f":"delete","key":"a","error":"timeout"}
+{"time":10,"process":2,"type":"invoke","f":"read","key":"a"}"#,
+        Format::Jsonl,
+    )
+    .unwrap();
+    assert!(h.timed);
+    assert_eq!(h.ops.len(), 3);
+    let cas = &h.ops[0];
+    assert_eq!(
+        cas.call,
+        Call::Cas {
+            expected: Some(Value::Str("x".into())),
+            new: Value::Str("y".into())
+        }
+    );
+    assert_eq!(cas.outcome, Outcome::PreconditionFailed);
+    assert_eq!(
+        (
+            cas.invoke.time,
+            cas.complete.unwrap().time,
+            cas.complete.unwrap().line
+        ),
+        (5, 8, 4)
+    );
+    assert_eq!(h.ops[1].outcome, Outcome::Info);
+    // Still pending at the end: unknown, with no completion.
+    assert_eq!(
+        (h.ops[2].outcome.clone(), h.ops[2].complete),
+        (Outcome::Info, None)
+    );
+}
+
+#[test]
+fn jsonl_refuses_a_process_that_continues_after_info() {
+    let err = read(
+        r#"{"time":1,"process":3,"type":"invoke","f":"write","key":"a","value":1}
+{"time":2,"process":3,"type":"info","f":"write","key":"a","value":1}
+{"time":3,"process":3,"type":"invoke","f":"read","key":"a"}"#,
+        Format::Jsonl,
+    )
+    .unwrap_err();
+    assert_eq!(line_of(err), 3);
+}
+
+#[test]
+fn jsonl_errors_name_the_line_and_the_problem() {
+    let cases = [
+        (
+            r#"{"time":1,"process":0,"type":"start","f":"read","key":"a"}"#,
+            "unknown type",
+        ),
+        (
+            r#"{"time":1,"process":0,"type":"invoke","f":"incr","key":"a"}"#,
+            "unknown f",
+        ),
+        (
+            r#"{"time":1,"process":-1,"type":"invoke","f":"read","key":"a"}"#,
+            "process",
+        ),
+        (
+            r#"{"time":1,"process":0,"type":"invoke","f":"cas","key":"a","value":"x"}"#,
+            "[expected, new]",
+        ),
+        (
+            r#"{"time":1,"process":0,"type":"invoke","f":"write","key":"a","value":1.5}"#,
+            "integer",
+        ),
+        (
+            r#"{"time":1,"process":0,"type":"invoke","f":"read"}"#,
+            "without a key",
+        ),
+        ("not json", "not a history event"),
+    ];
+    for (text, words) in cases {
+        let input = format!("\n{text}\n");
+        let err = read(&input, Format::Jsonl).unwrap_err().to_string();
+        assert!(
+            err.starts_with("line 2: ") && err.contains(words),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn edn_reads_vectors_lists_comments_discards_and_one_op_per_line() {
+    let forms = [
+        "[{:process 0 :type :invoke :f :write :value 1}\n {:process 0 :type :ok :f :write :value 1}]",
+        "({:process 0, :type :invoke, :f :write, :value 1} ; a comment\n #_{:ignored true}\n {:process 0, :type :ok, :f :write, :value 1})",
+        "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n",
+    ];
+    for text in forms {
+        let h = read(text, Format::Edn).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(h.ops.len(), 1, "{text}");
+        assert_eq!(h.ops[0].call, Call::Write(Value::Int(1)));
+        assert_eq!(h.ops[0].outcome, Outcome::Ok(None));
+    }
+}
+
+#[test]
+fn edn_reads_as_knossos_does() {
+    let h = read(
+        "[{:process 0 :type :invoke :f :read :value nil}
+          {:process 0 :type :ok :f :read :value nil}
+          {:process 1 :type :invoke :f :cas :value [1 2]}
+          {:process 1 :type :fail :f :cas :value [1 2]}
+          {:process :nemesis :type :info :f :start :value nil}]",
+        Format::Edn,
+    )
+    .unwrap();
+    // A nil read tells nothing; a failed CAS did not happen (no observation, unlike kvlab).
+    assert_eq!(h.ops[0].outcome, Outcome::Info);
+    assert_eq!(h.ops[1].outcome, Outcome::Fail);
+    assert_eq!(h.ops.len(), 2);
+}
+
+#[test]
+fn edn_independent_tuples_become_keys() {
+    let h = read(
+        "{:process 0, :type :invoke, :f :write, :value [7 1]}
+         {:process 1, :type :invoke, :f :cas, :value [8 [1 2]]}
+         {:process 0, :type :ok, :f :write, :value [7 1]}
+         {:process 1, :type :ok, :f :cas, :value [8 [1 2]]}
+         {:process 0, :type :invoke, :f :read, :value [7 nil]}
+         {:process 0, :type :ok, :f :read, :value [7 1]}",
+        Format::Edn,
+    )
+    .unwrap();
+    assert_eq!(h.keys, ["7", "8"]);
+    assert_eq!(h.key_name(&h.ops[1]), "8");
+    assert_eq!(
+        h.ops[1].call,
+        Call::Cas {
+            expected: Some(Value::Int(1)),
+            new: Value::Int(2)
+        }
+    );
+    assert_eq!(h.ops[2].outcome, Outcome::Ok(Some(Value::Int(1))));
+}
+
+#[test]
+fn edn_register_model_refuses_cas_and_initial_value_applies() {
+    let text = "[{:process 0 :type :invoke :f :cas :value [0 1]} {:process 0 :type :ok :f :cas :value [0 1]}]";
+    let options = ReadOptions {
+        format: Some(Format::Edn),
+        edn_model: EdnModel::Register,
+        initial_value: None,
+    };
+    let err = read_str(text, &options).unwrap_err().to_string();
+    assert!(err.contains("cas-register"), "{err}");
+    let options = ReadOptions {
+        edn_model: EdnModel::CasRegister,
+        initial_value: Some(Value::Int(0)),
+        ..options
+    };
+    let (h, _) = read_str(text, &options).unwrap();
+    assert_eq!(h.initial, Some(Value::Int(0)));
+    assert_eq!(
+        checker::check(&h, &Default::default()).verdict,
+        checker::Verdict::Valid
+    );
+}
+
+#[test]
+fn edn_errors_are_located_inside_a_vector() {
+    let text = "[{:process 0 :type :invoke :f :write :value 1}\n {:process 0 :type :ok :f :write :value 1}\n {:process 0 :type :invoke :f :txn :value 1}]";
+    assert_eq!(line_of(read(text, Format::Edn).unwrap_err()), 3);
+    let text = "[{:process 0 :type :invoke :f :write :value 1}\n {:process 0 :type :ok";
+    assert!(read(text, Format::Edn).is_err());
+}
+
+#[test]
+fn jepsen_logs_accept_tabs_or_spaces_and_skip_other_lines() {
+    let h = read(
+        "INFO  jepsen.core - Running test\n\
+         INFO  jepsen.util - 1   :invoke :cas    [1 2]\n\
+         INFO  jepsen.util - 2\t:invoke\t:read\tnil\n\
+         INFO  jepsen.util - 1   :fail   :cas    [1 2]\n\
+         INFO  jepsen.util - 2\t:ok\t:read\tnil\n\
+         INFO  jepsen.util - :nemesis\t:info\t:start\tnil\n\
+         INFO  jepsen.util - 3\t:invoke\t:write\t4\n\
+         INFO  jepsen.util - 3\t:info\t:write\t:timed-out\n",
+        Format::JepsenLog,
+    )
+    .unwrap();
+    assert_eq!(h.ops.len(), 3);
+    assert_eq!(h.ops[0].outcome, Outcome::PreconditionFailed);
+    // In these logs a nil read means the key was absent.
+    assert_eq!(h.ops[1].outcome, Outcome::Ok(None));
+    assert_eq!(h.ops[2].outcome, Outcome::Info);
+    assert_eq!(h.ops[2].invoke.line, 7);
+}
+
+#[test]
+fn porcupine_kv_reads_missing_keys_as_the_empty_string() {
+    let h = read(
+        "{:process 0, :type :invoke, :f :get, :key \"a\", :value nil}\n\
+         {:process 0, :type :ok, :f :get, :key \"a\", :value \"\"}\n\
+         {:process 0, :type :invoke, :f :append, :key \"a\", :value \"x\"}\n\
+         {:process 0, :type :ok, :f :append, :key \"a\", :value \"x\"}\n\
+         {:process 0, :type :invoke, :f :get, :key \"a\", :value nil}\n\
+         {:process 0, :type :ok, :f :get, :key \"a\", :value \"x\"}\n",
+        Format::PorcupineKv,
+    )
+    .unwrap();
+    assert_eq!(h.initial, Some(Value::Str(String::new())));
+    assert_eq!(
+        checker::check(&h, &Default::default()).verdict,
+        checker::Verdict::Valid
+    );
+}
+
+#[test]
+fn detection_recognises_each_format() {
+    let cases = [
+        (
+            r#"{"time":1,"process":0,"type":"invoke","f":"read","key":"a"}"#,
+            Format::Jsonl,
+        ),
+        (
+            "{:process 0, :type :invoke, :f :get, :key \"a\", :value nil}",
+            Format::PorcupineKv,
+        ),
+        (
+            "{:process 0, :type :invoke, :f :read, :value nil}",
+            Format::Edn,
+        ),
+        (
+            "; history\n[{:process 0 :type :invoke :f :read}]",
+            Format::Edn,
+        ),
+        (
+            "WARN other\nINFO  jepsen.util - 0\t:invoke\t:read\tnil",
+            Format::JepsenLog,
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(Format::detect(text).unwrap(), want, "{text}");
+    }
+    assert!(matches!(
+        Format::detect("hello"),
+        Err(ReadError::UnknownFormat { .. })
+    ));
+}
+
+#[test]
+fn a_cas_may_expect_the_key_to_be_absent() {
+    let h = read(
+        "[{:process 0 :type :invoke :f :cas :value [nil 3]}\n {:process 0 :type :ok :f :cas :value [nil 3]}\n \
+         {:process 1 :type :invoke :f :read :value nil}\n {:process 1 :type :ok :f :read :value 3}]",
+        Format::Edn,
+    )
+    .unwrap();
+    assert_eq!(
+        h.ops[0].call,
+        Call::Cas {
+            expected: None,
+            new: Value::Int(3)
+        }
+    );
+    assert_eq!(
+        checker::check(&h, &Default::default()).verdict,
+        checker::Verdict::Valid
+    );
+}

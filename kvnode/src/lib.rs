@@ -1,0 +1,12 @@
+//! kvnode: kvlab's system under test, a partitioned, replicated, linearizable key-value store.
+//!
+//! Where to start:
+//! - [`paxos`]: the replication protocol as a pure state machine (no I/O, clock or RNG).
+//! - [`store`]: the replicated map with exactly-once client sessions.
+//! - [`partition`]: one partition on one node: a replica, its store, and the client requests
+//!   waiting on them. Both the deterministic simulator and the real node drive this same code.
+
+pub mod command;
+pub mod partition;
+pub mod paxos;
+pub mod store;

@@ -1,0 +1,301 @@
+//! One partition on one node: a Paxos [`Replica`], the [`Store`] it feeds, and the client
+//! requests waiting on them.
+//!
+//! Still pure: inputs are requests, messages, ticks and "your records are durable"
+//! ([`Partition::persisted`]); outputs are an [`Outbox`] for the runtime and [`Response`]s for
+//! clients. The deterministic simulator and the tokio node drive this same code.
+//!
+//! How a request's outcome is decided (what the bench records as ok / fail / info):
+//! - a write is answered once its log entry is chosen and applied; if another command took its
+//!   log slot, it definitely did not happen (`Fail`);
+//! - a read is answered after read-index confirmation, from the applied state;
+//! - refused before anything was proposed (not the leader): `Fail`;
+//! - this node lost track (its state was replaced by a snapshot): `Unknown`.
+
+use std::collections::BTreeMap;
+
+use crate::command::{Command, Op, Reply};
+use crate::paxos::{
+    Durable, Event, Message, NodeId, NotLeader, Outbox, Replica, ReplicaConfig, Snapshot,
+};
+use crate::store::Store;
+
+/// Identifies a client request within one node's runtime.
+pub type RequestId = u64;
+
+/// What a client is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// It took effect (a CAS whose precondition failed also "took effect": it observed the
+    /// value; see [`Reply::Mismatch`]).
+    Ok(Reply),
+    /// It definitely did not take effect.
+    Fail(Refusal),
+    /// It may or may not have taken effect.
+    Unknown(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Sent to a replica that does not lead; nothing was proposed.
+    NotLeader { hint: Option<NodeId> },
+    /// Its log slot was taken by another command: it was never chosen.
+    Superseded,
+}
+
+#[derive(Clone, Debug)]
+pub struct PartitionConfig {
+    pub replica: ReplicaConfig,
+    /// Take a snapshot (and compact the log) every this many applied entries.
+    pub snapshot_every: u64,
+    /// Deliberate bug: serve GET from the local store without confirming leadership.
+    pub unsafe_read_local: bool,
+    /// Deliberate bug: acknowledge PUT/DELETE once the leader's own log has it durably, before
+    /// a majority does.
+    pub unsafe_early_ack: bool,
+}
+
+struct PendingWrite {
+    request: RequestId,
+    cmd: Command,
+    /// Already answered (unsafe early acknowledgement).
+    answered: bool,
+}
+
+pub struct Partition {
+    cfg: PartitionConfig,
+    replica: Replica,
+    store: Store,
+    /// Entries below this index are applied to `store`.
+    applied: u64,
+    writes: BTreeMap<u64, PendingWrite>,
+    /// Read id -> (request, key), waiting for confirmation.
+    reads: BTreeMap<u64, (RequestId, String)>,
+    /// Confirmed reads waiting for `applied >= index`: (index, request, key).
+    ready: Vec<(u64, RequestId, String)>,
+    next_read: u64,
+    /// Log length at the last flush: what the next sync makes durable.
+    flushed_len: u64,
+}
+
+impl Partition {
+    /// A partition replica rebuilt from its durable records (none for a fresh one).
+    pub fn new(cfg: PartitionConfig, records: impl IntoIterator<Item = Durable>) -> Partition {
+        let replica = Replica::recover(cfg.replica.clone(), records);
+        let mut store = Store::default();
+        let mut applied = 0;
+        if let Some(s) = replica.snapshot() {
+            store = decode_store(&s.data);
+            applied = s.index;
+        }
+        let mut p = Partition {
+            cfg,
+            replica,
+            store,
+            applied,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            ready: Vec::new(),
+            next_read: 0,
+            flushed_len: 0,
+        };
+        let mut responses = Vec::new();
+        p.apply_decided(&mut responses);
+        p
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Handles a client request addressed to this partition.
+    pub fn request(
+        &mut self,
+        request: RequestId,
+        cmd: Command,
+        out: &mut Outbox,
+        responses: &mut Vec<(RequestId, Response)>,
+    ) {
+        if let Op::Get { key } = &cmd.op {
+            if self.cfg.unsafe_read_local {
+                let value = self.store.get(key).cloned();
+                responses.push((request, Response::Ok(Reply::Value(value))));
+                return;
+            }
+            let id = self.next_read;
+            self.next_read += 1;
+            match self.replica.read(id, out) {
+                Ok(()) => {
+                    self.reads.insert(id, (request, key.clone()));
+                }
+                Err(NotLeader { hint }) => {
+                    responses.push((request, Response::Fail(Refusal::NotLeader { hint })));
+                }
+            }
+        } else {
+            match self.replica.propose(cmd.clone()) {
+                Ok(index) => {
+                    let pending = PendingWrite {
+                        request,
+                        cmd,
+                        answered: false,
+                    };
+                    if let Some(old) = self.writes.insert(index, pending)
+                        && !old.answered
+                    {
+                        // Our log was truncated below this slot since: the old command lost it.
+                        responses.push((old.request, Response::Fail(Refusal::Superseded)));
+                    }
+                }
+                Err(NotLeader { hint }) => {
+                    responses.push((request, Response::Fail(Refusal::NotLeader { hint })));
+                }
+            }
+        }
+        self.process(out, responses);
+    }
+
+    pub fn on_message(
+        &mut self,
+        from: NodeId,
+        msg: Message,
+        out: &mut Outbox,
+        responses: &mut Vec<(RequestId, Response)>,
+    ) {
+        self.replica.on_message(from, msg, out);
+        self.process(out, responses);
+    }
+
+    pub fn tick(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
+        self.replica.tick(out);
+        self.process(out, responses);
+    }
+
+    /// Sends the proposals accepted since the last flush (call once per batch of requests).
+    pub fn flush(&mut self, out: &mut Outbox) {
+        self.replica.flush(out);
+        self.flushed_len = self.replica.log_len();
+    }
+
+    /// The runtime made every record emitted so far durable.
+    pub fn persisted(&mut self, responses: &mut Vec<(RequestId, Response)>) {
+        if !self.cfg.unsafe_early_ack || !self.replica.is_leader() {
+            return;
+        }
+        for (_, w) in self.writes.range_mut(..self.flushed_len) {
+            if !w.answered && matches!(w.cmd.op, Op::Put { .. } | Op::Delete { .. }) {
+                w.answered = true;
+                responses.push((w.request, Response::Ok(Reply::Done)));
+            }
+        }
+    }
+
+    /// Handles the replica's events: apply, serve reads, install snapshots, compact.
+    fn process(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
+        let events = std::mem::take(&mut out.events);
+        for event in events {
+            match event {
+                Event::Decided(_) => self.apply_decided(responses),
+                Event::ReadReady { id, index } => {
+                    if let Some((request, key)) = self.reads.remove(&id) {
+                        self.ready.push((index, request, key));
+                    }
+                }
+                Event::ReadFailed { id } => {
+                    if let Some((request, _)) = self.reads.remove(&id) {
+                        let hint = self.replica.leader();
+                        responses.push((request, Response::Fail(Refusal::NotLeader { hint })));
+                    }
+                }
+                Event::InstallSnapshot(s) => self.install(&s, responses),
+                Event::Leader(_) => {}
+            }
+        }
+        self.serve_ready(responses);
+        self.maybe_compact(out);
+    }
+
+    fn apply_decided(&mut self, responses: &mut Vec<(RequestId, Response)>) {
+        let decided = self.replica.decided();
+        while self.applied < decided {
+            let index = self.applied;
+            let cmd = self
+                .replica
+                .entry(index)
+                .expect("decided entries above the snapshot are in the log")
+                .clone();
+            let reply = self.store.apply(&cmd);
+            self.applied += 1;
+            if let Some(w) = self.writes.remove(&index)
+                && !w.answered
+            {
+                let response = if w.cmd == cmd {
+                    Response::Ok(reply)
+                } else {
+                    Response::Fail(Refusal::Superseded)
+                };
+                responses.push((w.request, response));
+            }
+        }
+        self.serve_ready(responses);
+    }
+
+    fn serve_ready(&mut self, responses: &mut Vec<(RequestId, Response)>) {
+        let applied = self.applied;
+        let store = &self.store;
+        self.ready.retain(|(index, request, key)| {
+            if *index > applied {
+                return true;
+            }
+            responses.push((
+                *request,
+                Response::Ok(Reply::Value(store.get(key).cloned())),
+            ));
+            false
+        });
+    }
+
+    fn install(&mut self, s: &Snapshot, responses: &mut Vec<(RequestId, Response)>) {
+        if s.index <= self.applied {
+            return;
+        }
+        self.store = decode_store(&s.data);
+        self.applied = s.index;
+        // Writes in the replaced prefix: this node cannot tell whether they were chosen.
+        let kept = self.writes.split_off(&s.index);
+        for (_, w) in std::mem::replace(&mut self.writes, kept) {
+            if !w.answered {
+                responses.push((w.request, Response::Unknown("state replaced by a snapshot")));
+            }
+        }
+        self.apply_decided(responses);
+    }
+
+    fn maybe_compact(&mut self, out: &mut Outbox) {
+        if self.applied - self.replica.first_index() < self.cfg.snapshot_every {
+            return;
+        }
+        let snapshot = Snapshot {
+            index: self.applied,
+            data: encode_store(&self.store),
+        };
+        self.replica.compact(snapshot, out);
+    }
+}
+
+fn encode_store(store: &Store) -> Vec<u8> {
+    postcard::to_allocvec(store).expect("a store serialises")
+}
+
+fn decode_store(data: &[u8]) -> Store {
+    // Snapshots are produced by `encode_store` and checksummed on disk and on the wire.
+    postcard::from_bytes(data).expect("a snapshot holds a store")
+}

@@ -5,8 +5,17 @@
 //! - [`store`]: the replicated map with exactly-once client sessions.
 //! - [`partition`]: one partition on one node: a replica, its store, and the client requests
 //!   waiting on them. Both the deterministic simulator and the real node drive this same code.
+//! - [`node`]: the tokio runtime around the partitions (network, write-ahead log, forwarding).
+//! - [`client`]: the client library; [`wire`]: the frames it and the nodes exchange.
+//! - [`config`]: the cluster's TOML configuration, key-to-partition and replica placement.
 
+pub mod client;
 pub mod command;
+pub mod config;
+pub mod logging;
+pub mod node;
 pub mod partition;
 pub mod paxos;
 pub mod store;
+pub mod wal;
+pub mod wire;

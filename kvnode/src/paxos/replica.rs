@@ -230,6 +230,23 @@ impl Replica {
         self.cfg.group.len() / 2 + 1
     }
 
+    /// Records that rebuild this replica's current state (for rewriting the log compactly).
+    pub fn checkpoint(&self) -> Vec<Durable> {
+        let mut records = vec![
+            Durable::Promise(self.promised),
+            Durable::Accepted(self.accepted),
+        ];
+        if let Some(s) = &self.snapshot {
+            records.push(Durable::Snapshot(s.clone()));
+        }
+        records.push(Durable::Append {
+            start: self.offset,
+            entries: self.entries.clone(),
+        });
+        records.push(Durable::Decided(self.decided));
+        records
+    }
+
     // ----- Inputs from the runtime ---------------------------------------------------------
 
     /// Advances logical time by one tick.

@@ -35,7 +35,7 @@ pub enum ClientError {
     Unknown(String),
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>;
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
 
 /// One pipelined connection to a node.
 struct Conn {
@@ -52,7 +52,10 @@ struct Node {
 }
 
 pub struct Client {
+    config: ClusterConfig,
     nodes: Vec<Node>,
+    /// Partition -> node that led it at the last answer; requests go there first.
+    leaders: Mutex<HashMap<u32, usize>>,
     /// Index of the node tried first.
     first: usize,
     id: u64,
@@ -70,6 +73,8 @@ impl Client {
     /// configuration's nodes). `id` must be unique among the cluster's clients.
     pub fn new(config: &ClusterConfig, first: usize, id: u64, timeout: Duration) -> Client {
         Client {
+            config: config.clone(),
+            leaders: Mutex::default(),
             nodes: config
                 .nodes
                 .iter()
@@ -139,8 +144,16 @@ impl Client {
         let mut maybe_happened = false;
         let mut last_failure = String::from("no node could be reached");
         let mut backoff = Duration::from_millis(5);
+        let partition = self.config.partition_of(op.key());
+        let start = self
+            .leaders
+            .lock()
+            .expect("leaders lock")
+            .get(&partition)
+            .copied();
+        let start = start.unwrap_or(self.first);
         for attempt in 0.. {
-            let node = &self.nodes[(self.first + attempt) % self.nodes.len()];
+            let node = &self.nodes[(start + attempt) % self.nodes.len()];
             let request = Request {
                 id: self.next_request.fetch_add(1, Ordering::Relaxed),
                 client: self.id,
@@ -148,7 +161,18 @@ impl Client {
                 op: op.clone(),
             };
             let attempt_deadline = deadline.min(Instant::now() + self.attempt_timeout);
-            match self.attempt(node, request, attempt_deadline).await {
+            let answer = self.attempt(node, request, attempt_deadline).await;
+            if let Ok(Response {
+                leader: Some(l), ..
+            }) = &answer
+                && (*l as usize) < self.nodes.len()
+            {
+                self.leaders
+                    .lock()
+                    .expect("leaders lock")
+                    .insert(partition, *l as usize);
+            }
+            match answer.map(|r| r.result) {
                 Ok(Outcome::Ok(Reply::Stale)) => {
                     let why = "the store saw a newer request from this session".to_owned();
                     // An earlier attempt of ours may be what made it stale.
@@ -186,7 +210,7 @@ impl Client {
         node: &Node,
         request: Request,
         deadline: Instant,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Response, String> {
         let conn = self.connection(node, deadline).await?;
         let (tx, rx) = oneshot::channel();
         let id = request.id;
@@ -196,12 +220,17 @@ impl Client {
             *node.conn.lock().await = None;
             return Err("connection closed".into());
         }
+        let unknown = |why: String| Response {
+            id,
+            result: Outcome::Unknown(why),
+            leader: None,
+        };
         match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Ok(Outcome::Unknown("connection lost before the answer".into())),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Ok(unknown("connection lost before the answer".into())),
             Err(_) => {
                 conn.waiters.lock().expect("waiters lock").remove(&id);
-                Ok(Outcome::Unknown(format!(
+                Ok(unknown(format!(
                     "no answer within {:?}",
                     self.attempt_timeout
                 )))
@@ -261,7 +290,7 @@ fn spawn_conn(stream: TcpStream) -> Conn {
                     Ok(Some((resp, used))) => {
                         start += used;
                         if let Some(tx) = w.lock().expect("waiters lock").remove(&resp.id) {
-                            let _ = tx.send(resp.result);
+                            let _ = tx.send(resp);
                         }
                     }
                     Ok(None) => break,

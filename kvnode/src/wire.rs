@@ -77,6 +77,8 @@ pub struct Request {
 pub struct Response {
     pub id: u64,
     pub result: Outcome,
+    /// The leader of the key's partition, if known: clients send there next time.
+    pub leader: Option<NodeId>,
 }
 
 /// How a request ended, in the terms the bench records.
@@ -109,6 +111,7 @@ pub enum PeerMessage {
     ForwardReply {
         id: u64,
         result: Outcome,
+        leader: Option<NodeId>,
     },
 }
 

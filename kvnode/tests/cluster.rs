@@ -270,3 +270,65 @@ fn a_bad_config_is_refused_naming_the_field() {
         "{err}"
     );
 }
+
+fn kvctl(cluster: &Cluster, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvctl"))
+        .arg("--config")
+        .arg(&cluster.config_path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kvctl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn kvctl_runs_commands_and_an_interactive_prompt() {
+    let cluster = Cluster::start(3, 4, 3);
+    assert_eq!(
+        kvctl(&cluster, &["put", "greeting", "hello"], ""),
+        (true, "OK\n".into())
+    );
+    assert_eq!(
+        kvctl(&cluster, &["--node", "n3", "get", "greeting"], ""),
+        (true, "hello\n".into())
+    );
+    let (ok, text) = kvctl(&cluster, &["cas", "greeting", "bye", "x"], "");
+    assert!(
+        ok && text.contains("NOT SET: current value is hello"),
+        "{text}"
+    );
+    assert_eq!(
+        kvctl(&cluster, &["cas", "--absent", "fresh", "new"], ""),
+        (true, "OK\n".into())
+    );
+    let (ok, text) = kvctl(
+        &cluster,
+        &[],
+        "help\nput a 1\ncas a 1 2\nget a\ndelete a\nget a\nfrobnicate\nquit\n",
+    );
+    assert!(ok, "{text}");
+    for expected in [
+        "cas --absent KEY NEW",
+        "OK",
+        "2",
+        "(absent)",
+        "unknown command \"frobnicate\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let (ok, text) = kvctl(&cluster, &["--node", "n9", "get", "a"], "");
+    assert!(!ok && text.contains("no node named \"n9\""), "{text}");
+}

@@ -281,9 +281,9 @@ impl Core {
                 PeerMessage::Forward { id, hops, request } => {
                     self.route(Origin::Peer { node: from, id }, request, hops);
                 }
-                PeerMessage::ForwardReply { id, result } => {
+                PeerMessage::ForwardReply { id, result, leader } => {
                     if let Some((origin, _)) = self.forwards.remove(&id) {
-                        self.answer(origin, result);
+                        self.answer(origin, result, leader);
                     }
                 }
                 PeerMessage::Hello { .. } => {}
@@ -435,7 +435,7 @@ impl Core {
                 "partition {partition}: leader {} unreachable from here",
                 self.config.node(to).id
             );
-            self.answer(origin, Outcome::Failed(why));
+            self.answer(origin, Outcome::Failed(why), None);
             return;
         }
         let id = self.next_id;
@@ -469,17 +469,18 @@ impl Core {
             }
             Response::Unknown(why) => Outcome::Unknown(why.into()),
         };
-        self.answer(p.origin, result);
+        let leader = self.leaders.get(&p.partition).copied();
+        self.answer(p.origin, result, leader);
     }
 
-    fn answer(&self, origin: Origin, result: Outcome) {
+    fn answer(&self, origin: Origin, result: Outcome, leader: Option<NodeId>) {
         match origin {
             Origin::Client { id, reply } => {
-                let _ = reply.send(WireResponse { id, result });
+                let _ = reply.send(WireResponse { id, result, leader });
             }
             Origin::Peer { node, id } => {
                 if let Some(Some(link)) = self.peers.get(node as usize) {
-                    link.send(PeerMessage::ForwardReply { id, result });
+                    link.send(PeerMessage::ForwardReply { id, result, leader });
                 }
             }
         }
@@ -499,6 +500,7 @@ impl Core {
                 self.answer(
                     origin,
                     Outcome::Unknown("no answer from the partition's leader".into()),
+                    None,
                 );
             }
         }

@@ -56,6 +56,8 @@ pub struct Client {
     nodes: Vec<Node>,
     /// Partition -> node that led it at the last answer; requests go there first.
     leaders: Mutex<HashMap<u32, usize>>,
+    /// Follow leader hints (false: always start at `first`, as a Jepsen client bound to a node).
+    follow_leaders: bool,
     /// Index of the node tried first.
     first: usize,
     id: u64,
@@ -75,6 +77,7 @@ impl Client {
         Client {
             config: config.clone(),
             leaders: Mutex::default(),
+            follow_leaders: true,
             nodes: config
                 .nodes
                 .iter()
@@ -92,6 +95,13 @@ impl Client {
             attempt_timeout: (timeout / 4)
                 .clamp(Duration::from_millis(100), Duration::from_secs(1)),
         }
+    }
+
+    /// Always sends to the first node (others only when it fails), ignoring leader hints: the
+    /// node then forwards, as for a client bound to one node.
+    pub fn sticky(mut self) -> Client {
+        self.follow_leaders = false;
+        self
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, ClientError> {

@@ -9,6 +9,7 @@
 //! - [`client`]: the client library; [`wire`]: the frames it and the nodes exchange.
 //! - [`config`]: the cluster's TOML configuration, key-to-partition and replica placement.
 
+pub mod cli;
 pub mod client;
 pub mod command;
 pub mod config;

@@ -1,0 +1,304 @@
+//! A kvnode cluster owned by the bench: configuration, processes, faults, teardown.
+//!
+//! Each node runs in its own process group with its output in the run directory. Node-to-node
+//! traffic goes through the bench's link layer (one proxy per directed link), so partitions
+//! need neither root nor the node's cooperation. Teardown kills every process group and reaps
+//! it: on drop (normal end, error, panic) and from the signal handlers of `bench run`. Should the
+//! bench itself be killed with SIGKILL, each node also has a parent-death signal as a last
+//! resort.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kvnode::client::Client;
+use kvnode::config::{ClusterConfig, Link, NodeConfig, Timing};
+use nemesis::proxy::{Link as ProxyLink, LinkLayer};
+
+pub struct ClusterSpec {
+    pub nodes: usize,
+    pub partitions: u32,
+    pub replication: usize,
+    pub kvnode: NodeBinary,
+    pub node_args: Vec<String>,
+}
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub enum NodeBinary {
+    /// A `kvnode` executable.
+    Path(PathBuf),
+    /// This `bench` executable, as `bench kvnode ...`.
+    Bench(PathBuf),
+}
+
+impl NodeBinary {
+    fn command(&self) -> Command {
+        match self {
+            NodeBinary::Path(p) => Command::new(p),
+            NodeBinary::Bench(p) => {
+                let mut c = Command::new(p);
+                c.arg("kvnode");
+                c
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            NodeBinary::Path(p) => p.display().to_string(),
+            NodeBinary::Bench(p) => format!("{} kvnode", p.display()),
+        }
+    }
+}
+
+struct NodeProc {
+    name: String,
+    child: Option<Child>,
+    paused: bool,
+}
+
+pub struct Cluster {
+    /// The configuration the nodes run with (peer traffic through the link layer).
+    pub config: ClusterConfig,
+    config_path: PathBuf,
+    dir: PathBuf,
+    spec: ClusterSpec,
+    nodes: Vec<NodeProc>,
+    pub links: LinkLayer,
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The node binary: the one given; else `kvnode` beside the running `bench`; else this `bench`
+/// itself, which carries the same node code (so a fresh `cargo run --bin bench` works).
+pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
+    if let Some(p) = given {
+        if !p.is_file() {
+            bail!("--kvnode {}: no such file", p.display());
+        }
+        return Ok(NodeBinary::Path(p.to_owned()));
+    }
+    let me = std::env::current_exe().context("locate the bench binary")?;
+    let beside = me.with_file_name("kvnode");
+    Ok(if beside.is_file() {
+        NodeBinary::Path(beside)
+    } else {
+        NodeBinary::Bench(me)
+    })
+}
+
+impl Cluster {
+    /// Writes the configuration, starts the link layer and every node, and waits until every
+    /// partition answers.
+    pub async fn start(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+        let mut nodes = Vec::new();
+        for name in &names {
+            nodes.push(NodeConfig {
+                id: name.clone(),
+                client: free_addr()?,
+                peer: free_addr()?,
+            });
+        }
+        let mut proxy_links = Vec::new();
+        for from in &nodes {
+            for to in &nodes {
+                if from.id != to.id {
+                    proxy_links.push(ProxyLink {
+                        from: from.id.clone(),
+                        to: to.id.clone(),
+                        target: to.peer,
+                    });
+                }
+            }
+        }
+        let links = LinkLayer::start(proxy_links)
+            .await
+            .context("start the link layer")?;
+        let mut config = ClusterConfig {
+            partitions: spec.partitions,
+            replication: spec.replication,
+            nodes,
+            timing: Timing::default(),
+            links: Vec::new(),
+        };
+        for from in &names {
+            for to in &names {
+                if from != to {
+                    config.links.push(Link {
+                        from: from.clone(),
+                        to: to.clone(),
+                        addr: links.addr(from, to).expect("a proxy per link"),
+                    });
+                }
+            }
+        }
+        config.validate()?;
+        let config_path = dir.join("cluster.toml");
+        std::fs::write(&config_path, config.to_toml())
+            .with_context(|| format!("write {}", config_path.display()))?;
+        let mut cluster = Cluster {
+            config,
+            config_path,
+            dir: dir.to_owned(),
+            spec,
+            nodes: names
+                .into_iter()
+                .map(|name| NodeProc {
+                    name,
+                    child: None,
+                    paused: false,
+                })
+                .collect(),
+            links,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.start_node(i)?;
+        }
+        cluster.wait_ready(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let name = self.nodes[i].name.clone();
+        let log_path = self.dir.join(format!("{name}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("open {}", log_path.display()))?;
+        let mut cmd = self.spec.kvnode.command();
+        cmd.arg("--config")
+            .arg(&self.config_path)
+            .args(["--id", &name, "--data-dir"])
+            .arg(self.dir.join("data").join(&name))
+            .args(&self.spec.node_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {} as {name}", self.spec.kvnode.describe()))?;
+        self.nodes[i].child = Some(child);
+        self.nodes[i].paused = false;
+        Ok(())
+    }
+
+    /// Waits until a write to every partition succeeds.
+    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+        let client = Client::new(&self.config, 0, u64::MAX - 1, within);
+        let mut keys: Vec<String> = Vec::new();
+        let mut i = 0;
+        while keys.len() < self.config.partitions as usize * 4 && i < 10_000 {
+            keys.push(format!("ready-{i}"));
+            i += 1;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for k in keys {
+            if seen.insert(self.config.partition_of(&k)) {
+                client.put(&k, "ready").await.with_context(|| {
+                    format!(
+                        "the cluster did not become ready (logs in {})",
+                        self.dir.display()
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        let i = self.index(name)?;
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL to the node's process group, reaped.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(i) = self.index(name)
+            && let Some(mut child) = self.nodes[i].child.take()
+        {
+            let _ = nemesis::process::kill_group(child.id());
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        match self.index(name) {
+            Some(i) if self.nodes[i].child.is_none() => self.start_node(i),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn pause(&mut self, name: &str) {
+        if let Some(pid) = self.pid(name) {
+            let _ = nemesis::process::pause_group(pid);
+            let i = self.index(name).expect("has a pid");
+            self.nodes[i].paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, name: &str) {
+        if let Some(pid) = self.pid(name) {
+            let _ = nemesis::process::resume_group(pid);
+            let i = self.index(name).expect("has a pid");
+            self.nodes[i].paused = false;
+        }
+    }
+
+    /// Ends every fault: resumes paused nodes, restarts killed ones, heals the network.
+    pub fn heal(&mut self) -> anyhow::Result<()> {
+        self.links.heal_all();
+        for i in 0..self.nodes.len() {
+            let name = self.nodes[i].name.clone();
+            if self.nodes[i].paused {
+                self.resume(&name);
+            }
+            if self.nodes[i].child.is_none() {
+                self.start_node(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills and reaps every node. Idempotent.
+    pub fn shutdown(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut child) = n.child.take() {
+                let pid = child.id();
+                if n.paused {
+                    let _ = nemesis::process::resume_group(pid);
+                }
+                let _ = nemesis::process::kill_group(pid);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,215 @@
+//! `bench run` against real kvnode processes on 127.0.0.1, each test in a fresh directory:
+//! verdicts, the run directory, deliberate bugs caught, and no process left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bench(out: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("run")
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("run bench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Processes whose command line mentions `dir` (the nodes of a run under it).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            if pid == me {
+                return None;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Zombies are dead; only their parent's wait is missing.
+            if stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'))
+            {
+                return None;
+            }
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
+        })
+        .collect()
+}
+
+fn latest(out: &Path) -> PathBuf {
+    std::fs::canonicalize(out.join("latest")).expect("runs/latest points at the run")
+}
+
+#[test]
+fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
+    let out = tempfile::tempdir().unwrap();
+    let schedule = out.path().join("quick.toml");
+    std::fs::write(
+        &schedule,
+        "interval = \"1s\"\nduration = \"1s\"\nfaults = [\"kill\", \"pause\", \"partition\"]\n",
+    )
+    .unwrap();
+    let nemesis = schedule.to_str().unwrap();
+    let o = bench(
+        out.path(),
+        &["--time-limit", "6s", "--nemesis", nemesis, "--seed", "11"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("VALID"), "{}", text(&o));
+    let run = latest(out.path());
+    for f in [
+        "config.toml",
+        "cluster.toml",
+        "history.jsonl",
+        "results.json",
+        "n1.log",
+        "n2.log",
+        "n3.log",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["verdict"], "valid");
+    assert_eq!(results["seed"], 11);
+    assert!(results["ok"].as_u64().unwrap() > 100, "{results}");
+    assert!(
+        results["latency"]["read"]["p50_ms"].as_f64().is_some(),
+        "{results}"
+    );
+    // Every fault start has its end, and the nemesis events are in the history.
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(r#""process":"nemesis""#),
+        "no nemesis events"
+    );
+    assert!(
+        !results["faults"].as_array().unwrap().is_empty(),
+        "{results}"
+    );
+    assert!(
+        processes_under(out.path()).is_empty(),
+        "{:?}",
+        processes_under(out.path())
+    );
+}
+
+#[test]
+fn stale_local_reads_are_caught_and_explained() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bench(
+        out.path(),
+        &[
+            "--time-limit",
+            "6s",
+            "--nemesis",
+            "partition",
+            "--seed",
+            "12",
+            "--node-arg=--unsafe-read-local",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is not linearizable"), "{}", text(&o));
+    let results = std::fs::read_to_string(latest(out.path()).join("results.json")).unwrap();
+    assert!(results.contains(r#""verdict": "invalid""#), "{results}");
+}
+
+#[test]
+fn a_recorded_config_repeats_the_run_and_bad_names_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bench(
+        out.path(),
+        &[
+            "--time-limit",
+            "2s",
+            "--nemesis",
+            "none",
+            "--seed",
+            "5",
+            "--test",
+            "t",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let first = latest(out.path()).join("config.toml");
+    let recorded = std::fs::read_to_string(&first).unwrap();
+    let o = bench(out.path(), &["--config", first.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let again = std::fs::read_to_string(latest(out.path()).join("config.toml")).unwrap();
+    assert_eq!(recorded, again);
+    let o = bench(out.path(), &["--profile", "no-such-profile"]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(
+        text(&o).contains("no profile named \"no-such-profile\""),
+        "{}",
+        text(&o)
+    );
+    let o = bench(out.path(), &["--nemesis", "no-such-nemesis"]);
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+}
+
+fn interrupted_run_leaves_nothing(signal: nix::sys::signal::Signal) {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("run")
+        .arg("--out")
+        .arg(out.path())
+        .args(["--time-limit", "60s", "--nemesis", "pause"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the workload is running (operations recorded), then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = std::fs::canonicalize(out.path().join("latest"))
+            .ok()
+            .and_then(|d| std::fs::metadata(d.join("history.jsonl")).ok())
+            .is_some_and(|m| m.len() > 0);
+        if started && processes_under(out.path()).len() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted run is not a verdict");
+    // Signals are delivered asynchronously: wait (bounded) for the nodes to be gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_under(out.path()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = processes_under(out.path());
+    assert!(left.is_empty(), "left behind after {signal}: {left:?}");
+}
+
+#[test]
+fn no_node_survives_ctrl_c() {
+    interrupted_run_leaves_nothing(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn no_node_survives_sigterm() {
+    interrupted_run_leaves_nothing(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn no_node_survives_sigkill_of_the_bench() {
+    interrupted_run_leaves_nothing(nix::sys::signal::Signal::SIGKILL);
+}

@@ -1,0 +1,361 @@
+//! The fault vocabulary shared by schedules, the bench's history and its reports.
+//!
+//! A [`Fault`] names the start of a fault; its end is implied (kill → restart, pause → resume,
+//! partition → heal) and named by [`Fault::end_name`]. Names follow Jepsen's nemesis so that a
+//! history reads the same to people who know Jepsen.
+//!
+//! A partition is stored as a *grudge*, as in Jepsen: for each node, the nodes whose traffic it
+//! drops. A grudge can express asymmetric shapes (the majorities ring on an even or large node
+//! count is one), which a list of mutually connected groups cannot; [`Fault::cut_links`] turns it
+//! into the directed links for the link layer to cut.
+
+use std::collections::BTreeMap;
+
+use rand::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// For each node, the nodes it cannot hear from. Every node of the cluster is a key.
+pub type Grudge = BTreeMap<String, Vec<String>>;
+
+/// Which nodes a process fault hits; resolved against the node list with the run's RNG.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// One node.
+    #[default]
+    One,
+    /// The largest minority (one less than a majority), and at least one node.
+    Minority,
+    /// The smallest majority.
+    Majority,
+    /// Every node.
+    All,
+}
+
+impl Target {
+    /// How many of `n` nodes this target hits.
+    pub fn count(self, n: usize) -> usize {
+        let majority = n / 2 + 1;
+        match self {
+            Target::One => 1,
+            Target::Minority => (majority - 1).max(1),
+            Target::Majority => majority,
+            Target::All => n,
+        }
+        .min(n)
+    }
+
+    /// Picks [`Target::count`] distinct nodes at random; they come back in the order of `nodes`.
+    pub fn resolve<R: Rng + ?Sized>(self, nodes: &[String], rng: &mut R) -> Vec<String> {
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.shuffle(rng);
+        order.truncate(self.count(nodes.len()));
+        order.sort_unstable();
+        order.into_iter().map(|i| nodes[i].clone()).collect()
+    }
+}
+
+/// The named network shapes, after Jepsen's `partition-halves`, `partition-random-node`,
+/// `partition-majorities-ring` and `bridge`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// A random split into two sides; the smaller side has `n / 2` nodes.
+    Halves,
+    /// One random node hears nobody and nobody hears it.
+    IsolateOne,
+    /// Every node hears a majority (itself included), and no two nodes hear the same majority.
+    MajoritiesRing,
+    /// Two halves that cannot hear each other plus one node that hears and is heard by all.
+    Bridge,
+}
+
+impl Shape {
+    /// The fewest nodes for which the shape is a real partition.
+    pub fn min_nodes(self) -> usize {
+        match self {
+            Shape::Halves | Shape::IsolateOne => 2,
+            Shape::MajoritiesRing | Shape::Bridge => 3,
+        }
+    }
+
+    /// Draws this shape over `nodes`. Panics if there are fewer than [`Shape::min_nodes`].
+    pub fn grudge<R: Rng + ?Sized>(self, nodes: &[String], rng: &mut R) -> Grudge {
+        let n = nodes.len();
+        assert!(
+            n >= self.min_nodes(),
+            "{self:?} needs at least {} nodes, got {n}",
+            self.min_nodes()
+        );
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        // views[i]: the nodes node i hears from, itself included.
+        let mut views: Vec<Vec<usize>> = vec![Vec::new(); n];
+        match self {
+            Shape::Halves => {
+                let (a, b) = order.split_at(n / 2);
+                for side in [a, b] {
+                    for &x in side {
+                        views[x] = side.to_vec();
+                    }
+                }
+            }
+            Shape::IsolateOne => {
+                let (lonely, rest) = order.split_at(1);
+                views[lonely[0]] = lonely.to_vec();
+                for &x in rest {
+                    views[x] = rest.to_vec();
+                }
+            }
+            Shape::MajoritiesRing => {
+                // Jepsen's construction: each window of `m` consecutive ring nodes is the view of
+                // its middle node; every node is the middle of exactly one window.
+                let m = n / 2 + 1;
+                for i in 0..n {
+                    let window: Vec<usize> = (0..m).map(|j| order[(i + j) % n]).collect();
+                    let middle = window[m / 2];
+                    views[middle] = window;
+                }
+            }
+            Shape::Bridge => {
+                let (a, rest) = order.split_at(n / 2);
+                let (bridge, b) = (rest[0], &rest[1..]);
+                for side in [a, b] {
+                    for &x in side {
+                        views[x] = side.iter().copied().chain([bridge]).collect();
+                    }
+                }
+                views[bridge] = order.clone();
+            }
+        }
+        (0..n)
+            .map(|x| {
+                let deaf_to = (0..n).filter(|y| !views[x].contains(y));
+                (
+                    nodes[x].clone(),
+                    deaf_to.map(|y| nodes[y].clone()).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The start of one fault. Serialised with a `kind` tag, e.g. `{"kind":"kill","nodes":["n2"]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// SIGKILL the nodes; the end restarts them.
+    Kill { nodes: Vec<String> },
+    /// SIGSTOP the nodes; the end sends SIGCONT.
+    Pause { nodes: Vec<String> },
+    /// Cut the links in the grudge; the end heals every link.
+    Partition { shape: Shape, grudge: Grudge },
+}
+
+impl Fault {
+    /// Draws a partition of `shape` over `nodes` (see [`Shape::grudge`]).
+    pub fn partition<R: Rng + ?Sized>(shape: Shape, nodes: &[String], rng: &mut R) -> Fault {
+        Fault::Partition {
+            shape,
+            grudge: shape.grudge(nodes, rng),
+        }
+    }
+
+    /// Jepsen's name for the start of this fault (the history's `f`).
+    pub fn start_name(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Pause { .. } => "pause",
+            Fault::Partition { .. } => "start-partition",
+        }
+    }
+
+    /// Jepsen's name for the end of this fault.
+    pub fn end_name(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "restart",
+            Fault::Pause { .. } => "resume",
+            Fault::Partition { .. } => "stop-partition",
+        }
+    }
+
+    /// The nodes a process fault hits; empty for a partition.
+    pub fn nodes(&self) -> &[String] {
+        match self {
+            Fault::Kill { nodes } | Fault::Pause { nodes } => nodes,
+            Fault::Partition { .. } => &[],
+        }
+    }
+
+    /// The directed links `(from, to)` to cut, sorted: `from`'s traffic to `to` is dropped.
+    /// Empty for a process fault.
+    pub fn cut_links(&self) -> Vec<(String, String)> {
+        let Fault::Partition { grudge, .. } = self else {
+            return Vec::new();
+        };
+        let mut cuts: Vec<(String, String)> = grudge
+            .iter()
+            .flat_map(|(to, froms)| froms.iter().map(|from| (from.clone(), to.clone())))
+            .collect();
+        cuts.sort();
+        cuts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    /// For every node count and many seeds: `check(nodes, hears)` where `hears(x, y)` tells
+    /// whether `x` hears from `y`.
+    fn for_all(shape: Shape, check: impl Fn(&[String], &dyn Fn(&str, &str) -> bool)) {
+        for n in shape.min_nodes()..=9 {
+            let nodes = names(n);
+            for seed in 0..50 {
+                let Fault::Partition { grudge, .. } =
+                    Fault::partition(shape, &nodes, &mut StdRng::seed_from_u64(seed))
+                else {
+                    unreachable!()
+                };
+                assert_eq!(grudge.len(), n, "every node is in the grudge");
+                let hears = |x: &str, y: &str| !grudge[x].iter().any(|z| z == y);
+                check(&nodes, &hears);
+            }
+        }
+    }
+
+    fn heard_by(nodes: &[String], x: &str, hears: &dyn Fn(&str, &str) -> bool) -> Vec<String> {
+        nodes.iter().filter(|y| hears(x, y)).cloned().collect()
+    }
+
+    #[test]
+    fn halves_split_into_two_sides_that_cannot_hear_each_other() {
+        for_all(Shape::Halves, |nodes, hears| {
+            let side = heard_by(nodes, &nodes[0], hears);
+            let other: Vec<String> = nodes
+                .iter()
+                .filter(|x| !side.contains(x))
+                .cloned()
+                .collect();
+            assert_eq!(side.len().min(other.len()), nodes.len() / 2);
+            for x in nodes {
+                let expected = if side.contains(x) { &side } else { &other };
+                assert_eq!(&heard_by(nodes, x, hears), expected);
+            }
+        });
+    }
+
+    #[test]
+    fn isolate_one_cuts_exactly_one_node_off_both_ways() {
+        for_all(Shape::IsolateOne, |nodes, hears| {
+            let lonely: Vec<&String> = nodes
+                .iter()
+                .filter(|x| heard_by(nodes, x, hears).len() == 1)
+                .collect();
+            // On two nodes both are alone: isolating one is the same as halves.
+            assert_eq!(lonely.len(), if nodes.len() == 2 { 2 } else { 1 });
+            for x in nodes.iter().filter(|x| *x != lonely[0]) {
+                assert!(!hears(x, lonely[0]));
+                assert_eq!(heard_by(nodes, x, hears).len(), nodes.len() - 1);
+            }
+        });
+    }
+
+    #[test]
+    fn majorities_ring_gives_every_node_a_different_majority() {
+        for_all(Shape::MajoritiesRing, |nodes, hears| {
+            let mut views: Vec<Vec<String>> =
+                nodes.iter().map(|x| heard_by(nodes, x, hears)).collect();
+            for (x, view) in nodes.iter().zip(&views) {
+                assert!(view.contains(x), "{x} hears itself");
+                assert_eq!(view.len(), nodes.len() / 2 + 1, "{x} hears a majority");
+            }
+            views.sort();
+            views.dedup();
+            assert_eq!(
+                views.len(),
+                nodes.len(),
+                "no two nodes see the same majority"
+            );
+        });
+    }
+
+    #[test]
+    fn bridge_node_hears_and_is_heard_by_both_halves() {
+        for_all(Shape::Bridge, |nodes, hears| {
+            let bridges: Vec<&String> = nodes
+                .iter()
+                .filter(|b| nodes.iter().all(|x| hears(b, x) && hears(x, b)))
+                .collect();
+            assert_eq!(bridges.len(), 1);
+            let rest: Vec<&String> = nodes.iter().filter(|x| *x != bridges[0]).collect();
+            let side = heard_by(nodes, rest[0], hears);
+            let cut = rest.iter().filter(|x| !side.contains(x)).count();
+            assert!(cut >= 1, "the halves are really cut");
+            for x in &rest {
+                for y in &rest {
+                    assert_eq!(hears(x, y), side.contains(x) == side.contains(y));
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn cut_links_are_the_directed_complement_of_what_each_node_hears() {
+        let grudge = Grudge::from([
+            ("n1".into(), vec!["n3".into()]),
+            ("n2".into(), vec![]),
+            ("n3".into(), vec!["n1".into(), "n2".into()]),
+        ]);
+        let fault = Fault::Partition {
+            shape: Shape::Halves,
+            grudge,
+        };
+        let link = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            fault.cut_links(),
+            vec![link("n1", "n3"), link("n2", "n3"), link("n3", "n1")]
+        );
+        assert!(Fault::Kill { nodes: names(1) }.cut_links().is_empty());
+    }
+
+    #[test]
+    fn targets_pick_distinct_nodes_of_the_documented_size() {
+        let nodes = names(5);
+        let mut rng = StdRng::seed_from_u64(7);
+        for (target, count) in [
+            (Target::One, 1),
+            (Target::Minority, 2),
+            (Target::Majority, 3),
+            (Target::All, 5),
+        ] {
+            let picked = target.resolve(&nodes, &mut rng);
+            assert_eq!(picked.len(), count, "{target:?}");
+            assert!(
+                picked.windows(2).all(|w| w[0] < w[1]),
+                "distinct, in node order"
+            );
+        }
+        assert_eq!(Target::Minority.count(1), 1);
+    }
+
+    #[test]
+    fn faults_use_jepsen_names_and_serialise_with_a_kind_tag() {
+        let kill = Fault::Kill { nodes: names(1) };
+        assert_eq!((kill.start_name(), kill.end_name()), ("kill", "restart"));
+        let pause = Fault::Pause { nodes: names(1) };
+        assert_eq!((pause.start_name(), pause.end_name()), ("pause", "resume"));
+        let part = Fault::partition(Shape::IsolateOne, &names(3), &mut StdRng::seed_from_u64(1));
+        assert_eq!(
+            (part.start_name(), part.end_name()),
+            ("start-partition", "stop-partition")
+        );
+        let text = toml::to_string(&kill).unwrap();
+        assert!(text.contains("kind = \"kill\""), "{text}");
+        assert_eq!(toml::from_str::<Fault>(&text).unwrap(), kill);
+    }
+}

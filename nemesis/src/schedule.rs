@@ -1,0 +1,381 @@
+//! Nemesis schedules: which faults to inject, how often and for how long, and the seeded plan
+//! that turns a schedule into concrete [`Step`]s for one run.
+//!
+//! A schedule is a built-in name ([`builtin_names`]) or a TOML file:
+//!
+//! ```toml
+//! interval = "5s"                  # quiet time before each fault (default 5s; may be 0s)
+//! duration = "5s"                  # how long each fault lasts (default 5s; must be positive)
+//! faults = ["kill", "partition"]   # drawn at random for each step; [] means no faults
+//! target = "one"                   # kill/pause: "one", "minority", "majority" or "all"
+//! ```
+//!
+//! Fault kinds: `kill`, `pause`, `partition` (halves), `partition-one` (isolate one node),
+//! `partition-ring` (majorities ring), `partition-bridge`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rand::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::NemesisError;
+use crate::fault::{Fault, Shape, Target};
+
+/// One kind of fault a schedule may draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Kill,
+    Pause,
+    /// Halves.
+    Partition,
+    PartitionOne,
+    PartitionRing,
+    PartitionBridge,
+}
+
+impl FaultKind {
+    fn shape(self) -> Option<Shape> {
+        match self {
+            FaultKind::Kill | FaultKind::Pause => None,
+            FaultKind::Partition => Some(Shape::Halves),
+            FaultKind::PartitionOne => Some(Shape::IsolateOne),
+            FaultKind::PartitionRing => Some(Shape::MajoritiesRing),
+            FaultKind::PartitionBridge => Some(Shape::Bridge),
+        }
+    }
+
+    /// Whether this kind means anything on `n` nodes (a partition needs at least two or three).
+    pub fn possible(self, n: usize) -> bool {
+        n >= self.shape().map_or(1, Shape::min_nodes)
+    }
+
+    /// Draws a concrete fault. Panics unless [`FaultKind::possible`] holds for `nodes.len()`.
+    pub fn draw<R: Rng + ?Sized>(self, nodes: &[String], target: Target, rng: &mut R) -> Fault {
+        match (self, self.shape()) {
+            (_, Some(shape)) => Fault::partition(shape, nodes, rng),
+            (FaultKind::Kill, None) => Fault::Kill {
+                nodes: target.resolve(nodes, rng),
+            },
+            (_, None) => Fault::Pause {
+                nodes: target.resolve(nodes, rng),
+            },
+        }
+    }
+}
+
+/// One planned fault: it starts `at` (since the run started) and ends `duration` later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    #[serde(with = "duration_text")]
+    pub at: Duration,
+    pub fault: Fault,
+    #[serde(with = "duration_text")]
+    pub duration: Duration,
+}
+
+impl Step {
+    /// When the fault ends.
+    pub fn end(&self) -> Duration {
+        self.at + self.duration
+    }
+}
+
+/// A resolved schedule. Serialises (with durations as text like `"5s"`) to the same TOML a
+/// schedule file holds, so a run's recorded configuration can be fed back in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// The built-in name or the file path this spec came from.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "five_seconds", with = "duration_text")]
+    pub interval: Duration,
+    #[serde(default = "five_seconds", with = "duration_text")]
+    pub duration: Duration,
+    pub faults: Vec<FaultKind>,
+    #[serde(default)]
+    pub target: Target,
+}
+
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
+const BUILTINS: &[(&str, &str)] = &[
+    ("none", "no faults"),
+    ("kill", "every 5s, kill one node for 5s, then restart it"),
+    (
+        "pause",
+        "every 5s, pause one node (SIGSTOP) for 5s, then resume it",
+    ),
+    (
+        "partition",
+        "every 5s, split the nodes into random halves for 5s",
+    ),
+    ("partition-one", "every 5s, isolate one random node for 5s"),
+    ("partition-ring", "every 5s, a majorities ring for 5s"),
+    (
+        "partition-bridge",
+        "every 5s, two halves joined by one bridge node for 5s",
+    ),
+    (
+        "mix",
+        "every 5s, a random one of kill, pause and partition for 5s",
+    ),
+];
+
+/// The built-in schedules as `(name, description)`, for `--help` and error messages.
+pub fn builtin_names() -> &'static [(&'static str, &'static str)] {
+    BUILTINS
+}
+
+impl ScheduleSpec {
+    /// The built-in schedule called `name`, if there is one.
+    pub fn builtin(name: &str) -> Option<ScheduleSpec> {
+        use FaultKind::*;
+        let faults = match name {
+            "none" => vec![],
+            "kill" => vec![Kill],
+            "pause" => vec![Pause],
+            "partition" => vec![Partition],
+            "partition-one" => vec![PartitionOne],
+            "partition-ring" => vec![PartitionRing],
+            "partition-bridge" => vec![PartitionBridge],
+            "mix" => vec![Kill, Pause, Partition],
+            _ => return None,
+        };
+        Some(ScheduleSpec {
+            name: name.to_string(),
+            interval: five_seconds(),
+            duration: five_seconds(),
+            faults,
+            target: Target::One,
+        })
+    }
+
+    /// A built-in if `s` names one, else the TOML file at path `s`.
+    pub fn from_name_or_file(s: &str) -> Result<ScheduleSpec, NemesisError> {
+        if let Some(spec) = ScheduleSpec::builtin(s) {
+            return Ok(spec);
+        }
+        let path = Path::new(s);
+        let looks_like_path = s.contains(std::path::MAIN_SEPARATOR) || s.ends_with(".toml");
+        if !looks_like_path && !path.exists() {
+            let known: Vec<&str> = BUILTINS.iter().map(|(name, _)| *name).collect();
+            return Err(NemesisError::UnknownSchedule {
+                name: s.to_string(),
+                known: known.join(", "),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| NemesisError::ScheduleRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ScheduleSpec::from_toml(&text, path)
+    }
+
+    /// Parses a schedule file's text; `path` names it in errors and becomes the spec's name
+    /// unless the file sets `name`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<ScheduleSpec, NemesisError> {
+        let invalid = |line, message: String| NemesisError::ScheduleInvalid {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut spec: ScheduleSpec = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+            invalid(line, e.message().trim().replace('\n', " "))
+        })?;
+        if spec.duration.is_zero() {
+            return Err(invalid(0, "duration must be positive".into()));
+        }
+        if spec.name.is_empty() {
+            spec.name = path.display().to_string();
+        }
+        Ok(spec)
+    }
+
+    /// The faults of one run over `nodes`, lasting `total`. Contract: the same inputs give the
+    /// same plan (for one version of `rand`); steps are in time order, never overlap, each
+    /// starts after at least `interval` of quiet, and the last ends before `total`. Fault kinds
+    /// impossible on this many nodes (partitions of one node) are left out; if none remain, or
+    /// `duration` is zero, the plan is empty.
+    pub fn plan(&self, nodes: &[String], seed: u64, total: Duration) -> Vec<Step> {
+        let kinds: Vec<FaultKind> = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|k| k.possible(nodes.len()))
+            .collect();
+        let mut steps = Vec::new();
+        if kinds.is_empty() || self.duration.is_zero() {
+            return steps;
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut at = self.interval;
+        while at + self.duration < total {
+            let kind = *kinds.choose(&mut rng).expect("kinds is not empty");
+            let fault = kind.draw(nodes, self.target, &mut rng);
+            steps.push(Step {
+                at,
+                fault,
+                duration: self.duration,
+            });
+            at += self.duration + self.interval;
+        }
+        steps
+    }
+}
+
+/// Durations as humantime text (`"1m 30s"`), so files and recorded configs read naturally.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| D::Error::custom(format!("invalid duration `{text}`: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn parse(text: &str) -> Result<ScheduleSpec, NemesisError> {
+        ScheduleSpec::from_toml(text, Path::new("s.toml"))
+    }
+
+    #[test]
+    fn every_builtin_name_resolves() {
+        for (name, _) in builtin_names() {
+            let spec = ScheduleSpec::from_name_or_file(name).unwrap();
+            assert_eq!(spec.name, *name);
+        }
+    }
+
+    #[test]
+    fn unknown_name_gives_one_line_error_listing_builtins() {
+        let err = ScheduleSpec::from_name_or_file("chaos")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("unknown schedule `chaos`"), "{err}");
+        assert!(err.contains("partition-one"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn missing_file_error_names_the_path() {
+        let err = ScheduleSpec::from_name_or_file("no/such/schedule.toml").unwrap_err();
+        assert!(err.to_string().contains("no/such/schedule.toml"), "{err}");
+    }
+
+    #[test]
+    fn schedule_file_sets_every_field() {
+        let spec =
+            parse("interval = \"2s\"\nduration = \"1m\"\nfaults = [\"kill\", \"partition-ring\"]\ntarget = \"majority\"\n")
+                .unwrap();
+        assert_eq!(spec.interval, Duration::from_secs(2));
+        assert_eq!(spec.duration, Duration::from_secs(60));
+        assert_eq!(spec.faults, [FaultKind::Kill, FaultKind::PartitionRing]);
+        assert_eq!(spec.target, Target::Majority);
+        assert_eq!(spec.name, "s.toml");
+    }
+
+    #[test]
+    fn bad_schedule_files_give_one_line_errors_with_the_line() {
+        for (text, line, needle) in [
+            ("faults = [\"kil\"]", 1, "unknown variant `kil`"),
+            (
+                "faults = []\ninterval = \"soon\"",
+                2,
+                "invalid duration `soon`",
+            ),
+            (
+                "faults = []\ntarget = \"most\"",
+                2,
+                "unknown variant `most`",
+            ),
+            ("faults = []\nspeed = 3", 2, "unknown field `speed`"),
+            ("interval = \"1s\"", 0, "missing field `faults`"),
+            (
+                "faults = []\nduration = \"0s\"",
+                0,
+                "duration must be positive",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            let NemesisError::ScheduleInvalid { line: got, .. } = &err else {
+                panic!("{err:?}")
+            };
+            let msg = err.to_string();
+            assert!(msg.contains(needle) && !msg.contains('\n'), "{msg}");
+            if line > 0 {
+                assert_eq!(*got, line, "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn recorded_spec_parses_back_to_itself() {
+        let spec = ScheduleSpec::builtin("mix").unwrap();
+        let text = toml::to_string(&spec).unwrap();
+        assert!(text.contains("interval = \"5s\""), "{text}");
+        assert_eq!(parse(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn same_seed_gives_same_plan_and_other_seeds_differ() {
+        let spec = ScheduleSpec::builtin("mix").unwrap();
+        let total = Duration::from_secs(600);
+        let plan = spec.plan(&nodes(5), 42, total);
+        assert_eq!(plan, spec.plan(&nodes(5), 42, total));
+        assert!((0..5).any(|seed| spec.plan(&nodes(5), seed, total) != plan));
+    }
+
+    #[test]
+    fn planned_faults_never_overlap_and_end_before_the_total() {
+        let spec = parse("interval = \"1s\"\nduration = \"3s\"\nfaults = [\"kill\", \"pause\", \"partition-bridge\"]").unwrap();
+        let total = Duration::from_secs(30);
+        let plan = spec.plan(&nodes(5), 9, total);
+        assert_eq!(plan.len(), 7, "starts at 1s, 5s, ..., 25s");
+        assert_eq!(plan[0].at, Duration::from_secs(1));
+        for pair in plan.windows(2) {
+            assert!(pair[0].end() + spec.interval <= pair[1].at);
+        }
+        assert!(plan.last().unwrap().end() < total);
+    }
+
+    #[test]
+    fn none_and_partitions_of_one_node_plan_nothing() {
+        let total = Duration::from_secs(60);
+        assert!(
+            ScheduleSpec::builtin("none")
+                .unwrap()
+                .plan(&nodes(3), 1, total)
+                .is_empty()
+        );
+        let partition = ScheduleSpec::builtin("partition").unwrap();
+        assert!(partition.plan(&nodes(1), 1, total).is_empty());
+        let kill = ScheduleSpec::builtin("kill").unwrap();
+        assert!(
+            kill.plan(&nodes(1), 1, total)
+                .iter()
+                .all(|s| s.fault.nodes() == ["n1"])
+        );
+    }
+}

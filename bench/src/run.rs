@@ -273,8 +273,10 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let elapsed = start.elapsed();
 
     let history_path = dir.join("history.jsonl");
+    let read_started = Instant::now();
     let (history, _) = checker::read_file(&history_path, &ReadOptions::default())
         .with_context(|| format!("read back {}", history_path.display()))?;
+    let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
     let result = checker::check(&history, &CheckOptions::default());
     let results = results_json(&ctx, &history, &result, &stats, &windows, elapsed, events);
     std::fs::write(
@@ -282,7 +284,12 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         serde_json::to_string_pretty(&results)?,
     )
     .context("write results.json")?;
-    let summary = crate::check::render(&history_path.display().to_string(), &history, &result, 0.0);
+    let summary = crate::check::render(
+        &history_path.display().to_string(),
+        &history,
+        &result,
+        read_ms,
+    );
     print!("{summary}");
     print_latency(&stats);
     println!("run directory: {}", dir.display());

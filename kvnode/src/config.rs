@@ -63,6 +63,8 @@ pub struct Timing {
     pub heartbeat_ticks: u64,
     /// Snapshot and compact a partition's log every this many applied entries.
     pub snapshot_every: u64,
+    /// Rewrite the node's write-ahead log as a checkpoint once it grows past this many bytes.
+    pub wal_checkpoint_bytes: u64,
 }
 
 impl Default for Timing {
@@ -72,6 +74,7 @@ impl Default for Timing {
             election_ticks: 15,
             heartbeat_ticks: 4,
             snapshot_every: 50_000,
+            wal_checkpoint_bytes: 256 << 20,
         }
     }
 }

@@ -29,9 +29,18 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn start(nodes: usize, partitions: u32, replication: usize) -> Cluster {
+        Cluster::start_with(nodes, partitions, replication, 256 << 20)
+    }
+
+    fn start_with(
+        nodes: usize,
+        partitions: u32,
+        replication: usize,
+        checkpoint_bytes: u64,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut text = format!(
-            "partitions = {partitions}\nreplication = {replication}\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = 64\n"
+            "partitions = {partitions}\nreplication = {replication}\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = 64\nwal_checkpoint_bytes = {checkpoint_bytes}\n"
         );
         for i in 1..=nodes {
             text += &format!(
@@ -222,6 +231,26 @@ fn killing_every_node_loses_no_acknowledged_write() {
         cluster.start_node(i);
     }
     assert_keys(&mut cluster, 1, "durable", 300);
+}
+
+#[test]
+fn log_checkpoints_keep_every_acknowledged_write_across_a_full_restart() {
+    // A tiny threshold makes every node rewrite its log many times during the writes.
+    let mut cluster = Cluster::start_with(3, 4, 3, 16 << 10);
+    write_keys(&mut cluster, 0, "cp", 400);
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let logs = cluster.logs();
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    assert_keys(&mut cluster, 2, "cp", 400);
+    let n1 = std::fs::read_to_string(cluster.dir.path().join("n1.log")).unwrap();
+    assert!(
+        n1.contains("rewrote the write-ahead log as a checkpoint"),
+        "no checkpoint happened:\n{logs}"
+    );
 }
 
 #[test]

@@ -183,7 +183,13 @@ pub async fn run(
     let links: Vec<Option<PeerLink>> = (0..config.nodes.len() as NodeId)
         .map(|n| (n != me).then(|| PeerLink::spawn(me, n, config.peer_addr(me, n))))
         .collect();
-    let wal = wal_thread::spawn(log, inbox.clone(), links.clone(), me);
+    let wal = wal_thread::spawn(
+        log,
+        inbox.clone(),
+        links.clone(),
+        me,
+        config.timing.wal_checkpoint_bytes,
+    );
     tokio::spawn(net::serve_peers(peers, inbox.clone(), config.nodes.len()));
     tokio::spawn(net::serve_clients(clients, inbox.clone()));
     let tick = Duration::from_millis(config.timing.tick_ms);

@@ -10,9 +10,6 @@ use crate::paxos::NodeId;
 use crate::wal::{FileWal, LogStore};
 use crate::wire::PeerMessage;
 
-/// Rewrite the log as a checkpoint once it grows past this size.
-const CHECKPOINT_BYTES: u64 = 256 << 20;
-
 /// One batch from the core.
 #[derive(Default)]
 pub(crate) struct Job {
@@ -34,6 +31,7 @@ pub(crate) fn spawn(
     core: mpsc::UnboundedSender<Input>,
     peers: Vec<Option<PeerLink>>,
     me: NodeId,
+    checkpoint_bytes: u64,
 ) -> mpsc::UnboundedSender<Job> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
@@ -81,7 +79,7 @@ pub(crate) fn spawn(
                     return;
                 }
                 let _ = core.send(Input::Synced);
-                if !asked && log.size() > CHECKPOINT_BYTES {
+                if !asked && log.size() > checkpoint_bytes {
                     asked = true;
                     let _ = core.send(Input::CheckpointWanted);
                 }

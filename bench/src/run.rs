@@ -587,7 +587,7 @@ async fn progress(ctx: Arc<Ctx>) {
         );
         if tty {
             eprint!("\r{line}");
-        } else if seconds % 5 == 0 {
+        } else if seconds.is_multiple_of(5) {
             eprintln!("{}", line.trim_end());
         }
         last_ops = ops;

@@ -66,6 +66,21 @@ struct PromiseInfo {
     snapshot: Option<Snapshot>,
 }
 
+impl PromiseInfo {
+    /// What a leader assumes of a replica that needs a re-sync: only its decided prefix is
+    /// known to agree with the leader's log.
+    fn decided_only(decided: u64) -> PromiseInfo {
+        PromiseInfo {
+            accepted: Ballot::default(),
+            decided,
+            log_len: 0,
+            suffix_start: 0,
+            suffix: Vec::new(),
+            snapshot: None,
+        }
+    }
+}
+
 struct PendingRead {
     id: u64,
     round: u64,
@@ -869,25 +884,11 @@ impl Replica {
         gap: bool,
         out: &mut Outbox,
     ) {
-        let now = self.now;
-        let Role::Leader(l) = &mut self.role else {
+        let Some(p) = self.leader_peer(from, ballot) else {
             return;
         };
-        if l.ballot != ballot {
-            return;
-        }
-        let p = l.peers.entry(from).or_default();
-        p.last_heard = now;
         if !synced {
-            let info = PromiseInfo {
-                accepted: Ballot::default(),
-                decided: their_decided,
-                log_len: 0,
-                suffix_start: 0,
-                suffix: Vec::new(),
-                snapshot: None,
-            };
-            self.sync_peer(from, &info, out);
+            self.sync_peer(from, &PromiseInfo::decided_only(their_decided), out);
             return;
         }
         p.matched = p.matched.max(log_len);
@@ -946,15 +947,7 @@ impl Replica {
             }
         }
         for id in resync {
-            let info = PromiseInfo {
-                accepted: Ballot::default(),
-                decided: 0,
-                log_len: 0,
-                suffix_start: 0,
-                suffix: Vec::new(),
-                snapshot: None,
-            };
-            self.sync_peer(id, &info, out);
+            self.sync_peer(id, &PromiseInfo::decided_only(0), out);
         }
     }
 
@@ -1046,17 +1039,23 @@ impl Replica {
     }
 
     fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, out: &mut Outbox) {
-        let now = self.now;
-        let Role::Leader(l) = &mut self.role else {
-            return;
-        };
-        if l.ballot != ballot {
-            return;
+        if let Some(p) = self.leader_peer(from, ballot) {
+            p.read_round = p.read_round.max(round);
+            self.confirm_reads(out);
         }
-        let p = l.peers.entry(from).or_default();
-        p.last_heard = now;
-        p.read_round = p.read_round.max(round);
-        self.confirm_reads(out);
+    }
+
+    /// The leader's record of `from`, if we lead in `ballot` (a reply to us); marks it heard.
+    fn leader_peer(&mut self, from: NodeId, ballot: Ballot) -> Option<&mut Peer> {
+        let now = self.now;
+        match &mut self.role {
+            Role::Leader(l) if l.ballot == ballot => {
+                let p = l.peers.entry(from).or_default();
+                p.last_heard = now;
+                Some(p)
+            }
+            _ => None,
+        }
     }
 
     /// Releases reads whose round a majority acknowledged; opens the next round if reads wait.

@@ -213,3 +213,37 @@ fn no_node_survives_sigterm() {
 fn no_node_survives_sigkill_of_the_bench() {
     interrupted_run_leaves_nothing(nix::sys::signal::Signal::SIGKILL);
 }
+
+#[test]
+fn lost_early_acknowledged_writes_are_caught_under_kills() {
+    let out = tempfile::tempdir().unwrap();
+    let schedule = out.path().join("kills.toml");
+    std::fs::write(
+        &schedule,
+        "interval = \"1500ms\"\nduration = \"1s\"\nfaults = [\"kill\"]\n",
+    )
+    .unwrap();
+    let profile = out.path().join("busy-register.toml");
+    std::fs::write(
+        &profile,
+        "name = \"busy-register\"\nmix = { read = 50, write = 40, cas = 10 }\nkeys = 8\nconcurrency = 10\n\
+         rate = 1500\ntimeout = \"1s\"\nsticky = true\n",
+    )
+    .unwrap();
+    let o = bench(
+        out.path(),
+        &[
+            "--time-limit",
+            "10s",
+            "--nemesis",
+            schedule.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--seed",
+            "13",
+            "--node-arg=--unsafe-early-ack",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is not linearizable"), "{}", text(&o));
+}

@@ -51,7 +51,8 @@ pub struct PartitionConfig {
     /// Deliberate bug: serve GET from the local store without confirming leadership.
     pub unsafe_read_local: bool,
     /// Deliberate bug: acknowledge PUT/DELETE once the leader's own log has it durably, before
-    /// a majority does.
+    /// a majority does. As stores that acknowledge early usually do, the leader then also
+    /// replicates asynchronously: its Accepts leave at the next tick rather than at once.
     pub unsafe_early_ack: bool,
 }
 
@@ -76,6 +77,8 @@ pub struct Partition {
     next_read: u64,
     /// Log length at the last flush: what the next sync makes durable.
     flushed_len: u64,
+    /// Accepts held back until the next tick (only with `unsafe_early_ack`).
+    deferred: Vec<(NodeId, Message)>,
 }
 
 impl Partition {
@@ -98,6 +101,7 @@ impl Partition {
             ready: Vec::new(),
             next_read: 0,
             flushed_len: 0,
+            deferred: Vec::new(),
         };
         let mut responses = Vec::new();
         p.apply_decided(&mut responses);
@@ -175,6 +179,7 @@ impl Partition {
     }
 
     pub fn tick(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
+        out.send.append(&mut self.deferred);
         self.replica.tick(out);
         self.process(out, responses);
     }
@@ -183,6 +188,13 @@ impl Partition {
     pub fn flush(&mut self, out: &mut Outbox) {
         self.replica.flush(out);
         self.flushed_len = self.replica.log_len();
+        if self.cfg.unsafe_early_ack {
+            let (accepts, rest) = std::mem::take(&mut out.send)
+                .into_iter()
+                .partition(|(_, m)| matches!(m, Message::Accept { .. }));
+            out.send = rest;
+            self.deferred.extend::<Vec<_>>(accepts);
+        }
     }
 
     /// The runtime made every record emitted so far durable.

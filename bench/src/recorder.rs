@@ -38,7 +38,8 @@ struct Line<'a> {
 }
 
 struct State {
-    out: BufWriter<File>,
+    /// `None`: recording is off (the benchmark's baseline); events are numbered, not written.
+    out: Option<BufWriter<File>>,
     index: u64,
     error: Option<std::io::Error>,
 }
@@ -53,17 +54,30 @@ impl Recorder {
         Ok(Recorder {
             start,
             state: Mutex::new(State {
-                out: BufWriter::with_capacity(1 << 20, File::create(path)?),
+                out: Some(BufWriter::with_capacity(1 << 20, File::create(path)?)),
                 index: 0,
                 error: None,
             }),
         })
     }
 
+    /// A recorder that writes nothing: the same code path with recording off.
+    pub fn null(start: Instant) -> Recorder {
+        Recorder {
+            start,
+            state: Mutex::new(State {
+                out: None,
+                index: 0,
+                error: None,
+            }),
+        }
+    }
+
     /// Records an event now; returns its time (ns since the start). Events are numbered in the
     /// order they are recorded, which is the order they happened.
     pub fn record(&self, event: &Event) -> u64 {
-        let mut s = self.state.lock().expect("recorder lock");
+        let mut guard = self.state.lock().expect("recorder lock");
+        let s = &mut *guard;
         let time = self.start.elapsed().as_nanos() as u64;
         let line = Line {
             index: s.index,
@@ -71,9 +85,12 @@ impl Recorder {
             event,
         };
         s.index += 1;
-        let result = serde_json::to_writer(&mut s.out, &line)
+        let Some(out) = s.out.as_mut() else {
+            return time;
+        };
+        let result = serde_json::to_writer(&mut *out, &line)
             .map_err(std::io::Error::from)
-            .and_then(|()| s.out.write_all(b"\n"));
+            .and_then(|()| out.write_all(b"\n"));
         if let Err(e) = result
             && s.error.is_none()
         {
@@ -88,7 +105,9 @@ impl Recorder {
         if let Some(e) = s.error.take() {
             return Err(e);
         }
-        s.out.flush()?;
+        if let Some(out) = s.out.as_mut() {
+            out.flush()?;
+        }
         Ok(s.index)
     }
 }

@@ -296,6 +296,68 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     Ok(result.verdict)
 }
 
+/// What a workload achieved (for the recorder benchmark).
+pub struct Throughput {
+    pub ops: u64,
+    pub seconds: f64,
+    pub events: u64,
+}
+
+/// Drives `profile` against a running cluster for `length`, recording into `history` (`None`:
+/// recording off), with no faults. The same client code as `bench run`.
+pub async fn measure_workload(
+    cluster_config: &kvnode::config::ClusterConfig,
+    profile: Profile,
+    length: Duration,
+    history: Option<&std::path::Path>,
+) -> anyhow::Result<Throughput> {
+    let start = Instant::now();
+    let recorder = match history {
+        Some(p) => Recorder::create(p, start)?,
+        None => Recorder::null(start),
+    };
+    let ctx = Arc::new(Ctx {
+        keys: KeyChooser::new(&profile),
+        recorder,
+        cluster_config: cluster_config.clone(),
+        start,
+        deadline: start + length,
+        stop: AtomicBool::new(false),
+        ops_left: AtomicU64::new(profile.op_limit.unwrap_or(u64::MAX)),
+        ok: AtomicU64::new(0),
+        fail: AtomicU64::new(0),
+        info: AtomicU64::new(0),
+        fault: std::sync::Mutex::new("none".into()),
+        cfg: RunConfig {
+            test: "measure".into(),
+            seed: 1,
+            time_limit: length,
+            nodes: cluster_config.nodes.len(),
+            partitions: cluster_config.partitions,
+            replication: cluster_config.replication,
+            node_args: Vec::new(),
+            profile,
+            nemesis: ScheduleSpec::from_name_or_file("none")?,
+        },
+    });
+    let workers: Vec<_> = (0..ctx.cfg.profile.concurrency)
+        .map(|w| tokio::spawn(worker(w, ctx.clone())))
+        .collect();
+    for w in workers {
+        w.await?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let events = ctx.recorder.finish()?;
+    let ops = ctx.ok.load(Ordering::Relaxed)
+        + ctx.fail.load(Ordering::Relaxed)
+        + ctx.info.load(Ordering::Relaxed);
+    Ok(Throughput {
+        ops,
+        seconds,
+        events,
+    })
+}
+
 fn op_for(
     kind: OpKind,
     key: &str,

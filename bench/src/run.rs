@@ -13,7 +13,7 @@ use checker::{CheckOptions, ReadOptions, Verdict};
 use hdrhistogram::Histogram;
 use kvnode::client::{Client, ClientError};
 use kvnode::command::{Op, Reply};
-use nemesis::fault::Fault;
+use nemesis::fault::{Fault, Shape};
 use nemesis::schedule::ScheduleSpec;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -507,13 +507,14 @@ async fn drive_nemesis(
         if !sleep_until(&ctx, ctx.start + step.at).await {
             break;
         }
-        let started = apply(&ctx, &cluster, &step.fault, true).await?;
-        *ctx.fault.lock().expect("fault lock") = describe(&step.fault);
+        let fault = resolve(&ctx, &cluster, step.fault).await;
+        let started = apply(&ctx, &cluster, &fault, true).await?;
+        *ctx.fault.lock().expect("fault lock") = describe(&fault);
         let ended = sleep_until(&ctx, ctx.start + step.at + step.duration).await;
-        let end_ns = apply(&ctx, &cluster, &step.fault, false).await?;
+        let end_ns = apply(&ctx, &cluster, &fault, false).await?;
         *ctx.fault.lock().expect("fault lock") = "none".into();
         windows.push(FaultWindow {
-            fault: serde_json::to_value(&step.fault)?,
+            fault: serde_json::to_value(&fault)?,
             start_ns: started,
             end_ns,
         });
@@ -535,6 +536,29 @@ async fn sleep_until(ctx: &Ctx, at: Instant) -> bool {
         tokio::time::sleep(step).await;
     }
     !ctx.stop.load(Ordering::Relaxed) && at < ctx.deadline
+}
+
+/// Fills in what only the running cluster can tell: who leads now.
+async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault) -> Fault {
+    let Fault::Partition {
+        shape: Shape::IsolateLeader,
+        ..
+    } = fault
+    else {
+        return fault;
+    };
+    let names = cluster.lock().await.names();
+    // The leader of the partition holding key k0, as a fresh client learns it.
+    let probe = Client::new(&ctx.cluster_config, 0, u64::MAX - 3, Duration::from_secs(2));
+    let _ = probe.get("k0").await;
+    let partition = ctx.cluster_config.partition_of("k0");
+    let leader = probe
+        .leader_of(partition)
+        .map_or_else(|| names[0].clone(), str::to_owned);
+    Fault::Partition {
+        shape: Shape::IsolateLeader,
+        grudge: nemesis::fault::isolate(&leader, &names),
+    }
 }
 
 fn describe(fault: &Fault) -> String {

@@ -104,6 +104,12 @@ impl Client {
         self
     }
 
+    /// The node that led `partition` at this client's last answer from it.
+    pub fn leader_of(&self, partition: u32) -> Option<&str> {
+        let i = *self.leaders.lock().expect("leaders lock").get(&partition)?;
+        Some(&self.nodes[i].name)
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<String>, ClientError> {
         match self.execute(Op::Get { key: key.into() }).await? {
             Reply::Value(v) => Ok(v),

@@ -68,13 +68,34 @@ pub enum Shape {
     MajoritiesRing,
     /// Two halves that cannot hear each other plus one node that hears and is heard by all.
     Bridge,
+    /// One random node hears nobody, but everybody still hears it (a one-way partition).
+    OneWay,
+    /// The current leader hears nobody and nobody hears it. Only the runner knows who leads, so
+    /// the plan carries an empty grudge and the runner fills it in with [`isolate`] when the
+    /// fault starts.
+    IsolateLeader,
+}
+
+/// The grudge that cuts `node` off from every other node, both ways.
+pub fn isolate(node: &str, nodes: &[String]) -> Grudge {
+    nodes
+        .iter()
+        .map(|n| {
+            let deaf_to = if n == node {
+                nodes.iter().filter(|o| *o != node).cloned().collect()
+            } else {
+                vec![node.to_owned()]
+            };
+            (n.clone(), deaf_to)
+        })
+        .collect()
 }
 
 impl Shape {
     /// The fewest nodes for which the shape is a real partition.
     pub fn min_nodes(self) -> usize {
         match self {
-            Shape::Halves | Shape::IsolateOne => 2,
+            Shape::Halves | Shape::IsolateOne | Shape::OneWay | Shape::IsolateLeader => 2,
             Shape::MajoritiesRing | Shape::Bridge => 3,
         }
     }
@@ -127,6 +148,16 @@ impl Shape {
                 }
                 views[bridge] = order.clone();
             }
+            Shape::OneWay => {
+                for x in 0..n {
+                    views[x] = if x == order[0] {
+                        vec![x]
+                    } else {
+                        (0..n).collect()
+                    };
+                }
+            }
+            Shape::IsolateLeader => return Grudge::new(),
         }
         (0..n)
             .map(|x| {
@@ -263,6 +294,39 @@ mod tests {
                 assert_eq!(heard_by(nodes, x, hears).len(), nodes.len() - 1);
             }
         });
+    }
+
+    #[test]
+    fn one_way_leaves_one_node_deaf_but_heard() {
+        for_all(Shape::OneWay, |nodes, hears| {
+            let deaf: Vec<&String> = nodes
+                .iter()
+                .filter(|x| heard_by(nodes, x, hears).len() == 1)
+                .collect();
+            assert_eq!(deaf.len(), 1);
+            for x in nodes.iter().filter(|x| *x != deaf[0]) {
+                assert!(hears(x, deaf[0]), "{x} still hears {}", deaf[0]);
+                assert_eq!(heard_by(nodes, x, hears).len(), nodes.len());
+            }
+        });
+    }
+
+    #[test]
+    fn isolating_a_named_node_cuts_it_off_both_ways_and_nothing_else() {
+        let nodes = names(5);
+        let grudge = isolate("n3", &nodes);
+        let cuts = Fault::Partition {
+            shape: Shape::IsolateLeader,
+            grudge,
+        }
+        .cut_links();
+        assert_eq!(cuts.len(), 8);
+        assert!(cuts.iter().all(|(a, b)| a == "n3" || b == "n3"));
+        assert!(
+            Shape::IsolateLeader
+                .grudge(&nodes, &mut rand::rngs::StdRng::seed_from_u64(1))
+                .is_empty()
+        );
     }
 
     #[test]

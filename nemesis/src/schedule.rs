@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Fault kinds: `kill`, `pause`, `partition` (halves), `partition-one` (isolate one node),
-//! `partition-ring` (majorities ring), `partition-bridge`.
+//! `partition-ring` (majorities ring), `partition-bridge`, `partition-one-way` (one node stops
+//! hearing the others), `partition-leader` (isolate the current leader; resolved by the runner).
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub enum FaultKind {
     PartitionOne,
     PartitionRing,
     PartitionBridge,
+    PartitionOneWay,
+    PartitionLeader,
 }
 
 impl FaultKind {
@@ -43,6 +46,8 @@ impl FaultKind {
             FaultKind::PartitionOne => Some(Shape::IsolateOne),
             FaultKind::PartitionRing => Some(Shape::MajoritiesRing),
             FaultKind::PartitionBridge => Some(Shape::Bridge),
+            FaultKind::PartitionOneWay => Some(Shape::OneWay),
+            FaultKind::PartitionLeader => Some(Shape::IsolateLeader),
         }
     }
 
@@ -115,6 +120,14 @@ const BUILTINS: &[(&str, &str)] = &[
         "every 5s, split the nodes into random halves for 5s",
     ),
     ("partition-one", "every 5s, isolate one random node for 5s"),
+    (
+        "partition-one-way",
+        "every 5s, one random node stops hearing the others (they still hear it) for 5s",
+    ),
+    (
+        "partition-leader",
+        "every 5s, isolate the current leader (of the partition of key k0) for 5s",
+    ),
     ("partition-ring", "every 5s, a majorities ring for 5s"),
     (
         "partition-bridge",
@@ -143,6 +156,8 @@ impl ScheduleSpec {
             "partition-one" => vec![PartitionOne],
             "partition-ring" => vec![PartitionRing],
             "partition-bridge" => vec![PartitionBridge],
+            "partition-one-way" => vec![PartitionOneWay],
+            "partition-leader" => vec![PartitionLeader],
             "mix" => vec![Kill, Pause, Partition],
             _ => return None,
         };

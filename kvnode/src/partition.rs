@@ -52,7 +52,8 @@ pub struct PartitionConfig {
     pub unsafe_read_local: bool,
     /// Deliberate bug: acknowledge PUT/DELETE once the leader's own log has it durably, before
     /// a majority does. As stores that acknowledge early usually do, the leader then also
-    /// replicates asynchronously: its Accepts leave at the next tick rather than at once.
+    /// replicates asynchronously: its Accepts leave in batches once per heartbeat period rather
+    /// than at once.
     pub unsafe_early_ack: bool,
 }
 
@@ -77,8 +78,9 @@ pub struct Partition {
     next_read: u64,
     /// Log length at the last flush: what the next sync makes durable.
     flushed_len: u64,
-    /// Accepts held back until the next tick (only with `unsafe_early_ack`).
+    /// Accepts held back until the next heartbeat period (only with `unsafe_early_ack`).
     deferred: Vec<(NodeId, Message)>,
+    ticks: u64,
 }
 
 impl Partition {
@@ -102,6 +104,7 @@ impl Partition {
             next_read: 0,
             flushed_len: 0,
             deferred: Vec::new(),
+            ticks: 0,
         };
         let mut responses = Vec::new();
         p.apply_decided(&mut responses);
@@ -179,7 +182,10 @@ impl Partition {
     }
 
     pub fn tick(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
-        out.send.append(&mut self.deferred);
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(self.cfg.replica.heartbeat_ticks) {
+            out.send.append(&mut self.deferred);
+        }
         self.replica.tick(out);
         self.process(out, responses);
     }

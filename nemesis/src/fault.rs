@@ -149,8 +149,8 @@ impl Shape {
                 views[bridge] = order.clone();
             }
             Shape::OneWay => {
-                for x in 0..n {
-                    views[x] = if x == order[0] {
+                for (x, view) in views.iter_mut().enumerate() {
+                    *view = if x == order[0] {
                         vec![x]
                     } else {
                         (0..n).collect()

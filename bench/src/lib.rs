@@ -7,6 +7,9 @@
 pub mod check;
 pub mod cli;
 pub mod cluster;
+mod faults;
 pub mod profile;
 pub mod recorder;
 pub mod run;
+mod summary;
+pub mod workload;

@@ -206,24 +206,49 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits until a write to every partition succeeds.
-    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
-        let client = Client::new(&self.config, 0, u64::MAX - 1, within);
-        let mut keys: Vec<String> = Vec::new();
-        let mut i = 0;
-        while keys.len() < self.config.partitions as usize * 4 && i < 10_000 {
-            keys.push(format!("ready-{i}"));
-            i += 1;
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for k in keys {
-            if seen.insert(self.config.partition_of(&k)) {
-                client.put(&k, "ready").await.with_context(|| {
+    /// Waits until a write to every partition succeeds; fails at once, naming the node, if a
+    /// node exits meanwhile (a bad flag, a port in use, an unreadable data directory).
+    pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let attempt = self.probe().await;
+            for n in &mut self.nodes {
+                if let Some(child) = n.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    n.child = None;
+                    bail!(
+                        "node {} exited while starting ({status}); its log: {}",
+                        n.name,
+                        self.dir.join(format!("{}.log", n.name)).display()
+                    );
+                }
+            }
+            if attempt.is_ok() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return attempt.with_context(|| {
                     format!(
-                        "the cluster did not become ready (logs in {})",
+                        "the cluster did not become ready within {within:?} (logs in {})",
                         self.dir.display()
                     )
-                })?;
+                });
+            }
+        }
+    }
+
+    /// One write to every partition, each given a second.
+    async fn probe(&self) -> anyhow::Result<()> {
+        let client = Client::new(&self.config, 0, u64::MAX - 1, Duration::from_secs(1));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..10_000 {
+            let k = format!("ready-{i}");
+            if seen.insert(self.config.partition_of(&k)) {
+                client.put(&k, "ready").await?;
+            }
+            if seen.len() == self.config.partitions as usize {
+                break;
             }
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kvnode::client::Client;
-use nemesis::fault::{Fault, Shape};
+use nemesis::fault::{Fault, LEADER, Shape};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -62,15 +62,16 @@ async fn sleep_until(ctx: &Ctx, at: Instant) -> bool {
     !ctx.stop.load(Ordering::Relaxed) && at < ctx.deadline
 }
 
-/// Fills in what only the running cluster can tell: who leads now.
+/// Fills in what only the running cluster can tell: who leads now (for faults that target the
+/// leader: [`Shape::IsolateLeader`] partitions and kills or pauses of [`LEADER`]).
 async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault) -> Fault {
-    let Fault::Partition {
-        shape: Shape::IsolateLeader,
-        ..
-    } = fault
-    else {
-        return fault;
+    let wants_leader = match &fault {
+        Fault::Partition { shape, .. } => *shape == Shape::IsolateLeader,
+        Fault::Kill { nodes } | Fault::Pause { nodes } => nodes.iter().any(|n| n == LEADER),
     };
+    if !wants_leader {
+        return fault;
+    }
     let names = cluster.lock().await.names();
     // The leader of the partition holding key k0, as a fresh client learns it.
     let probe = Client::new(&ctx.cluster_config, 0, u64::MAX - 3, Duration::from_secs(2));
@@ -79,9 +80,23 @@ async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault) -> Fault {
     let leader = probe
         .leader_of(partition)
         .map_or_else(|| names[0].clone(), str::to_owned);
-    Fault::Partition {
-        shape: Shape::IsolateLeader,
-        grudge: nemesis::fault::isolate(&leader, &names),
+    let named = |nodes: Vec<String>| -> Vec<String> {
+        nodes
+            .into_iter()
+            .map(|n| if n == LEADER { leader.clone() } else { n })
+            .collect()
+    };
+    match fault {
+        Fault::Partition { shape, .. } => Fault::Partition {
+            shape,
+            grudge: nemesis::fault::isolate(&leader, &names),
+        },
+        Fault::Kill { nodes } => Fault::Kill {
+            nodes: named(nodes),
+        },
+        Fault::Pause { nodes } => Fault::Pause {
+            nodes: named(nodes),
+        },
     }
 }
 

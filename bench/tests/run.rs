@@ -247,3 +247,19 @@ fn lost_early_acknowledged_writes_are_caught_under_kills() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("is not linearizable"), "{}", text(&o));
 }
+
+#[test]
+fn a_node_that_cannot_start_is_named_and_nothing_is_left_behind() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bench(
+        out.path(),
+        &["--time-limit", "5s", "--node-arg=--no-such-flag"],
+    );
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    assert!(text(&o).contains("exited while starting"), "{}", text(&o));
+    assert!(
+        processes_under(out.path()).is_empty(),
+        "{:?}",
+        processes_under(out.path())
+    );
+}

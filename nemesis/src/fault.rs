@@ -30,14 +30,20 @@ pub enum Target {
     Majority,
     /// Every node.
     All,
+    /// The current leader. Only the runner knows who leads, so the plan names the node
+    /// [`LEADER`] and the runner substitutes the real one when the fault starts.
+    Leader,
 }
+
+/// Placeholder node name for [`Target::Leader`] in a planned fault.
+pub const LEADER: &str = "<leader>";
 
 impl Target {
     /// How many of `n` nodes this target hits.
     pub fn count(self, n: usize) -> usize {
         let majority = n / 2 + 1;
         match self {
-            Target::One => 1,
+            Target::One | Target::Leader => 1,
             Target::Minority => (majority - 1).max(1),
             Target::Majority => majority,
             Target::All => n,
@@ -47,6 +53,9 @@ impl Target {
 
     /// Picks [`Target::count`] distinct nodes at random; they come back in the order of `nodes`.
     pub fn resolve<R: Rng + ?Sized>(self, nodes: &[String], rng: &mut R) -> Vec<String> {
+        if self == Target::Leader {
+            return vec![LEADER.to_owned()];
+        }
         let mut order: Vec<usize> = (0..nodes.len()).collect();
         order.shuffle(rng);
         order.truncate(self.count(nodes.len()));

@@ -7,7 +7,7 @@
 //! interval = "5s"                  # quiet time before each fault (default 5s; may be 0s)
 //! duration = "5s"                  # how long each fault lasts (default 5s; must be positive)
 //! faults = ["kill", "partition"]   # drawn at random for each step; [] means no faults
-//! target = "one"                   # kill/pause: "one", "minority", "majority" or "all"
+//! target = "one"                   # kill/pause: "one", "minority", "majority", "all" or "leader"
 //! ```
 //!
 //! Fault kinds: `kill`, `pause`, `partition` (halves), `partition-one` (isolate one node),
@@ -128,6 +128,14 @@ const BUILTINS: &[(&str, &str)] = &[
         "partition-leader",
         "every 5s, isolate the current leader (of the partition of key k0) for 5s",
     ),
+    (
+        "kill-leader",
+        "every 5s, kill the current leader (of the partition of key k0) for 5s",
+    ),
+    (
+        "pause-leader",
+        "every 5s, pause the current leader (of the partition of key k0) for 5s",
+    ),
     ("partition-ring", "every 5s, a majorities ring for 5s"),
     (
         "partition-bridge",
@@ -159,6 +167,9 @@ impl ScheduleSpec {
             "partition-one-way" => vec![PartitionOneWay],
             "partition-leader" => vec![PartitionLeader],
             "mix" => vec![Kill, Pause, Partition],
+            "kill-leader" | "pause-leader" => {
+                vec![if name == "kill-leader" { Kill } else { Pause }]
+            }
             _ => return None,
         };
         Some(ScheduleSpec {
@@ -166,7 +177,11 @@ impl ScheduleSpec {
             interval: five_seconds(),
             duration: five_seconds(),
             faults,
-            target: Target::One,
+            target: if name.ends_with("-leader") && name != "partition-leader" {
+                Target::Leader
+            } else {
+                Target::One
+            },
         })
     }
 

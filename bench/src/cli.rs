@@ -25,6 +25,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check a history for linearizability (exit 0 valid, 1 invalid, 2 unknown).
     Check(CheckArgs),
+    /// Render a run's report again: report.html, the plots, results.xml and the runs index.
+    Report(ReportArgs),
     /// Start a cluster for hands-on use with kvctl; stops on Ctrl-C.
     Cluster(ClusterArgs),
     /// List the built-in workload profiles.
@@ -71,6 +73,12 @@ pub struct RunArgs {
     /// Extra flag for every kvnode, e.g. --node-arg=--unsafe-read-local (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     pub node_arg: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The run directory, e.g. runs/latest or runs/register-mix/20261123T101500Z.
+    pub run_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +141,7 @@ pub fn main() -> u8 {
     match cli.command {
         Command::Run(args) => crate::run::main(&args),
         Command::Check(args) => crate::check::run(&args),
+        Command::Report(args) => report(&args),
         Command::Cluster(args) => crate::run::cluster_main(&args),
         Command::Profiles => {
             for (name, what) in crate::profile::BUILTINS {
@@ -154,4 +163,30 @@ pub fn main() -> u8 {
             0
         }
     }
+}
+
+/// `bench report`: renders the report of one run, then the index of the runs beside it.
+fn report(args: &ReportArgs) -> u8 {
+    let dir = match args.run_dir.canonicalize() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("bench report: {}: {e}", args.run_dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    match reports::render(&dir) {
+        Ok(report) => println!("report: {}", report.html.display()),
+        Err(e) => {
+            eprintln!("bench report: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    // A run directory is <runs>/<test>/<time>: the index goes in <runs>.
+    if let Some(root) = dir.parent().and_then(|p| p.parent()) {
+        match reports::write_index(root) {
+            Ok(index) => println!("index: {}", index.display()),
+            Err(e) => eprintln!("bench report: no runs index: {e}"),
+        }
+    }
+    0
 }

@@ -7,19 +7,12 @@ use std::time::{Duration, Instant};
 
 use kvnode::client::Client;
 use nemesis::fault::{Fault, LEADER, Shape};
-use serde::Serialize;
+use reports::FaultWindow;
 use tokio::sync::Mutex;
 
 use crate::cluster::Cluster;
 use crate::recorder::{Event, Process};
 use crate::workload::Ctx;
-
-#[derive(Serialize)]
-pub(crate) struct FaultWindow {
-    fault: serde_json::Value,
-    start_ns: u64,
-    end_ns: u64,
-}
 
 pub(crate) async fn drive_nemesis(
     plan: Vec<nemesis::schedule::Step>,
@@ -33,12 +26,13 @@ pub(crate) async fn drive_nemesis(
         }
         let fault = resolve(&ctx, &cluster, step.fault).await;
         let started = apply(&ctx, &cluster, &fault, true).await?;
-        *ctx.fault.lock().expect("fault lock") = describe(&fault);
+        *ctx.fault.lock().expect("fault lock") = fault.label();
         let ended = sleep_until(&ctx, ctx.start + step.at + step.duration).await;
         let end_ns = apply(&ctx, &cluster, &fault, false).await?;
         *ctx.fault.lock().expect("fault lock") = "none".into();
         windows.push(FaultWindow {
             fault: serde_json::to_value(&fault)?,
+            label: fault.label(),
             start_ns: started,
             end_ns,
         });
@@ -98,10 +92,6 @@ async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault) -> Fault {
             nodes: named(nodes),
         },
     }
-}
-
-fn describe(fault: &Fault) -> String {
-    serde_json::to_string(fault).unwrap_or_default()
 }
 
 /// Starts (`begin`) or ends a fault and records it; returns the event's time.

@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, ClusterSpec, find_kvnode};
 use crate::faults::drive_nemesis;
 use crate::profile::{KeyChooser, Profile, duration_serde};
 use crate::recorder::Recorder;
-use crate::summary::{print_latency, progress, results_json};
+use crate::summary::{RunFacts, print_latency, progress, results};
 use crate::workload::{Ctx, Stats, final_reads, worker};
 
 pub use crate::workload::{Throughput, measure_workload};
@@ -149,6 +149,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let names = cluster.lock().await.names();
     let cluster_config = cluster.lock().await.config.clone();
     let start = Instant::now();
+    let started_at = SystemTime::now();
     let ctx = Arc::new(Ctx {
         keys: KeyChooser::new(&cfg.profile),
         recorder: Recorder::create(&dir.join("history.jsonl"), start)
@@ -226,7 +227,18 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         .with_context(|| format!("read back {}", history_path.display()))?;
     let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
     let result = checker::check(&history, &CheckOptions::default());
-    let results = results_json(&ctx, &history, &result, &stats, &windows, elapsed, events);
+    let results = results(
+        &ctx,
+        RunFacts {
+            history: &history,
+            result: &result,
+            stats: &stats,
+            windows,
+            started_at,
+            elapsed,
+            events,
+        },
+    );
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&results)?,
@@ -240,6 +252,14 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     );
     print!("{summary}");
     print_latency(&stats);
+    // A report that cannot be drawn must not hide the verdict: say why and go on.
+    match reports::render(&dir) {
+        Ok(report) => println!("report: {}", report.html.display()),
+        Err(e) => eprintln!("bench run: no report: {e}"),
+    }
+    if let Err(e) = reports::write_index(&out) {
+        eprintln!("bench run: no runs index: {e}");
+    }
     println!("run directory: {}", dir.display());
     Ok(result.verdict)
 }

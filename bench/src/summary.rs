@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use checker::Verdict;
 use hdrhistogram::Histogram;
-use serde_json::json;
+use reports::{CheckerSummary, FaultWindow, Quantiles, RunResults};
 
-use crate::faults::FaultWindow;
 use crate::workload::{Ctx, Stats};
 
 /// The live progress line: rewritten in place on a terminal, one line every 5 s otherwise.
@@ -46,49 +45,75 @@ pub(crate) async fn progress(ctx: Arc<Ctx>) {
     }
 }
 
-fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
+fn quantiles(h: &Histogram<u64>) -> Quantiles {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    json!({"count": h.len(), "p50_ms": ms(0.5), "p95_ms": ms(0.95), "p99_ms": ms(0.99), "max_ms": h.max() as f64 / 1000.0})
+    Quantiles {
+        count: h.len(),
+        p50_ms: ms(0.5),
+        p95_ms: ms(0.95),
+        p99_ms: ms(0.99),
+        max_ms: h.max() as f64 / 1000.0,
+    }
 }
 
-pub(crate) fn results_json(
-    ctx: &Ctx,
-    history: &checker::History,
-    result: &checker::CheckResult,
-    stats: &Stats,
-    windows: &[FaultWindow],
-    elapsed: Duration,
-    events: u64,
-) -> serde_json::Value {
-    let (ok, fail, info) = history.outcome_counts();
-    let run_secs = ctx.cfg.time_limit.as_secs_f64().min(elapsed.as_secs_f64());
-    let latency: serde_json::Map<String, serde_json::Value> = stats
-        .latency
-        .iter()
-        .map(|(f, h)| ((*f).to_owned(), quantiles(h)))
-        .collect();
-    json!({
-        "verdict": result.verdict,
-        "test": ctx.cfg.test,
-        "seed": ctx.cfg.seed,
-        "profile": ctx.cfg.profile.name,
-        "nemesis": ctx.cfg.nemesis.name.clone(),
-        "operations": history.ops.len(),
-        "events": events,
-        "ok": ok,
-        "fail": fail,
-        "info": info,
-        "throughput_ops_per_s": (ctx.ok.load(Ordering::Relaxed) + ctx.fail.load(Ordering::Relaxed) + ctx.info.load(Ordering::Relaxed)) as f64 / run_secs,
-        "latency": latency,
-        "faults": windows,
-        "checker": {
-            "elapsed_ms": result.elapsed_ms,
-            "states": result.states,
-            "invalid_keys": result.keys.iter().filter(|k| k.verdict == Verdict::Invalid).map(|k| &k.key).collect::<Vec<_>>(),
-            "unknown_keys": result.keys.iter().filter(|k| k.verdict == Verdict::Unknown).map(|k| &k.key).collect::<Vec<_>>(),
-            "keys": result.keys,
+pub(crate) struct RunFacts<'a> {
+    pub history: &'a checker::History,
+    pub result: &'a checker::CheckResult,
+    pub stats: &'a Stats,
+    pub windows: Vec<FaultWindow>,
+    pub started_at: SystemTime,
+    pub elapsed: Duration,
+    pub events: u64,
+}
+
+pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
+    let (ok, fail, info) = facts.history.outcome_counts();
+    let run_secs = ctx
+        .cfg
+        .time_limit
+        .as_secs_f64()
+        .min(facts.elapsed.as_secs_f64());
+    let completed = ctx.ok.load(Ordering::Relaxed)
+        + ctx.fail.load(Ordering::Relaxed)
+        + ctx.info.load(Ordering::Relaxed);
+    let keys_with = |v: Verdict| {
+        facts
+            .result
+            .keys
+            .iter()
+            .filter(|k| k.verdict == v)
+            .map(|k| k.key.clone())
+            .collect()
+    };
+    RunResults {
+        verdict: facts.result.verdict,
+        test: ctx.cfg.test.clone(),
+        seed: ctx.cfg.seed,
+        profile: ctx.cfg.profile.name.clone(),
+        nemesis: ctx.cfg.nemesis.name.clone(),
+        started_at: Some(humantime::format_rfc3339_millis(facts.started_at).to_string()),
+        duration_s: run_secs,
+        operations: facts.history.ops.len(),
+        events: facts.events,
+        ok,
+        fail,
+        info,
+        throughput_ops_per_s: completed as f64 / run_secs,
+        latency: facts
+            .stats
+            .latency
+            .iter()
+            .map(|(f, h)| ((*f).to_owned(), quantiles(h)))
+            .collect(),
+        faults: facts.windows,
+        checker: CheckerSummary {
+            elapsed_ms: facts.result.elapsed_ms,
+            states: facts.result.states,
+            invalid_keys: keys_with(Verdict::Invalid),
+            unknown_keys: keys_with(Verdict::Unknown),
+            keys: facts.result.keys.clone(),
         },
-    })
+    }
 }
 
 pub(crate) fn print_latency(stats: &Stats) {

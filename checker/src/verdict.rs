@@ -2,12 +2,12 @@
 //! key that is not linearizable. These types are the contract with the report renderer; they
 //! serialise to the JSON that `bench check --json` prints.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::{Call, Func, History, Operation, Outcome, Shown};
 
 /// Jepsen's three answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// A linearisation exists.
@@ -61,7 +61,7 @@ impl CheckResult {
 }
 
 /// The result for one key.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyResult {
     pub key: String,
     pub verdict: Verdict,
@@ -77,7 +77,7 @@ pub struct KeyResult {
 }
 
 /// A readable counterexample for a key that is not linearizable.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Anomaly {
     /// One sentence in plain words.
     pub explanation: String,
@@ -95,7 +95,7 @@ pub struct Anomaly {
 }
 
 /// One operation, described for people and for the report's timeline.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OpSummary {
     /// Index in the history's operations.
     pub index: usize,
@@ -104,7 +104,7 @@ pub struct OpSummary {
     /// Argument: written value, `[expected, new]` for a CAS; for a read, the value returned.
     pub value: serde_json::Value,
     /// `ok`, `fail` or `info`.
-    pub outcome: &'static str,
+    pub outcome: String,
     /// Invocation and completion times (nanoseconds, or event positions for untimed formats).
     pub invoke: u64,
     pub complete: Option<u64>,
@@ -123,7 +123,7 @@ impl OpSummary {
             process: op.process,
             f: op.call.func(),
             value: op_value(op),
-            outcome: op.outcome.name(),
+            outcome: op.outcome.name().to_owned(),
             invoke: op.invoke.time,
             complete: op.complete.map(|c| c.time),
             invoke_line: op.invoke.line,

@@ -21,6 +21,8 @@ pub fn init() {
         .with_timer(Millis)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: the bench sends logs to files that reports read back.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

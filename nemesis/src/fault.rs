@@ -101,6 +101,18 @@ pub fn isolate(node: &str, nodes: &[String]) -> Grudge {
 }
 
 impl Shape {
+    /// The shape's name as schedules spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Halves => "halves",
+            Shape::IsolateOne => "isolate-one",
+            Shape::MajoritiesRing => "majorities-ring",
+            Shape::Bridge => "bridge",
+            Shape::OneWay => "one-way",
+            Shape::IsolateLeader => "isolate-leader",
+        }
+    }
+
     /// The fewest nodes for which the shape is a real partition.
     pub fn min_nodes(self) -> usize {
         match self {
@@ -216,6 +228,15 @@ impl Fault {
             Fault::Kill { .. } => "restart",
             Fault::Pause { .. } => "resume",
             Fault::Partition { .. } => "stop-partition",
+        }
+    }
+
+    /// A few words for plots and progress lines: `kill n2`, `pause n1 n3`, `partition halves`.
+    pub fn label(&self) -> String {
+        match self {
+            Fault::Kill { nodes } => format!("kill {}", nodes.join(" ")),
+            Fault::Pause { nodes } => format!("pause {}", nodes.join(" ")),
+            Fault::Partition { shape, .. } => format!("partition {}", shape.name()),
         }
     }
 

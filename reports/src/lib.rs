@@ -1,0 +1,30 @@
+//! kvlab's reports: a finished run directory turned into one page people can share.
+//!
+//! [`render`] reads a run directory (`results.json`, `history.jsonl`, `config.toml`, the nodes'
+//! logs) and writes into it:
+//! - `report.html`: one self-contained file (plots inlined as PNG data) that opens offline: the
+//!   verdict; for an anomaly, the counterexample first (the checker's explanation, a timeline of
+//!   the key's operations with the impossible one in red, the node log lines from that moment);
+//!   then latency, throughput and quantile plots with the fault windows shaded; then tables of
+//!   counts, latency, availability during and outside faults, the faults and the configuration;
+//! - `latency.png`, `throughput.png`, `quantiles.png` and, for an anomaly, `anomaly.png`;
+//! - `results.xml`: the verdict in JUnit XML.
+//!
+//! [`write_index`] writes `index.html` over a directory of runs, newest first.
+//!
+//! The crate does no async and starts no process; fonts are bundled (DejaVu Sans), so rendering
+//! needs no system font libraries.
+
+mod error;
+mod html;
+mod junit;
+mod logs;
+mod plots;
+mod results;
+mod run;
+
+pub use error::ReportError;
+pub use html::{Report, render, write_index};
+pub use junit::junit_xml;
+pub use results::{CheckerSummary, FaultWindow, Quantiles, RunResults};
+pub use run::read_results;

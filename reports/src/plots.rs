@@ -1,0 +1,550 @@
+//! The plots, drawn with plotters into PNG files with the bundled DejaVu Sans (no system fonts).
+//!
+//! Every plot over time shares the x axis (seconds since the run started) and shades the fault
+//! windows with their labels. The latency scatter is thinned by pixel: of the points of one
+//! series (function and outcome) that land on the same pixel only one is drawn, which changes
+//! nothing a reader can see and keeps a 1,000,000-operation run fast. Quantiles and throughput
+//! are computed from every operation.
+
+use std::error::Error;
+use std::path::Path;
+use std::sync::Once;
+
+use checker::{Func, OpSummary};
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::ReportError;
+use crate::results::FaultWindow;
+use crate::run::{Buckets, FUNCS, Op, Run, Status, quantile};
+
+type PlotResult = Result<(), Box<dyn Error>>;
+
+const FONT: &str = "sans-serif";
+pub const WIDTH: u32 = 1200;
+
+/// Registers the bundled font once per process; plotters looks fonts up by name at draw time.
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Both faces are valid TrueType files shipped in the dejavu crate; failure would be a
+        // build defect, and drawing would then report FontUnavailable with the plot's name.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+fn plot_error(plot: &'static str) -> impl FnOnce(Box<dyn Error>) -> ReportError {
+    move |e| ReportError::Plot {
+        plot,
+        message: e.to_string(),
+    }
+}
+
+pub fn func_color(f: Func) -> RGBColor {
+    match f {
+        Func::Read => RGBColor(31, 119, 180),
+        Func::Write => RGBColor(255, 127, 14),
+        Func::Cas => RGBColor(44, 160, 44),
+        Func::Delete => RGBColor(148, 103, 189),
+        Func::Append => RGBColor(140, 86, 75),
+    }
+}
+
+fn fault_color(w: &FaultWindow) -> RGBColor {
+    if w.label.starts_with("kill") {
+        RGBColor(214, 39, 40)
+    } else if w.label.starts_with("pause") {
+        RGBColor(188, 160, 34)
+    } else {
+        RGBColor(110, 110, 110)
+    }
+}
+
+/// Shades each fault window over the whole height of the chart and labels it at the top,
+/// alternating two label rows so that adjacent windows stay readable.
+fn shade_faults<Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, Y>>,
+    faults: &[FaultWindow],
+    y: (f64, f64),
+    x_max: f64,
+) -> PlotResult {
+    for (i, w) in faults.iter().enumerate() {
+        let (s, e) = (w.start_ns as f64 / 1e9, (w.end_ns as f64 / 1e9).min(x_max));
+        let color = fault_color(w);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(s, y.0), (e.max(s + x_max / 1000.0), y.1)],
+            color.mix(0.13).filled(),
+        )))?;
+        let style = (FONT, 12).into_font().color(&color.mix(0.9));
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((s, y.1))
+                + Text::new(w.label.clone(), (3, 3 + 14 * (i % 2) as i32), style),
+        ))?;
+    }
+    Ok(())
+}
+
+/// A log axis range from `lo` to `hi` (milliseconds), widened to powers of ten.
+fn log_range(lo: f64, hi: f64) -> (f64, f64) {
+    let lo = 10f64.powf(lo.max(0.001).log10().floor());
+    let hi = 10f64.powf(hi.max(lo * 10.0).log10().ceil());
+    (lo, hi)
+}
+
+fn ms_label(v: &f64) -> String {
+    if *v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Latency of every operation over time, by function and outcome, on a log scale.
+/// Returns how many points were drawn.
+pub fn latency_scatter(run: &Run, path: &Path) -> Result<usize, ReportError> {
+    fonts();
+    let mut drawn = 0;
+    draw_latency_scatter(run, path, &mut drawn).map_err(plot_error("latency"))?;
+    Ok(drawn)
+}
+
+fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult {
+    let x_max = (run.end_ns as f64 / 1e9).max(1.0);
+    let (lo, hi) = run
+        .ops
+        .iter()
+        .filter_map(Op::latency_ms)
+        .fold((f64::MAX, 0f64), |(lo, hi), l| (lo.min(l), hi.max(l)));
+    let (lo, hi) = if hi == 0.0 {
+        (0.01, 100.0)
+    } else {
+        log_range(lo, hi)
+    };
+    let root = BitMapBackend::new(path, (WIDTH, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Latency of every operation (log scale; faults shaded)",
+            (FONT, 20),
+        )
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc("latency (ms)")
+        .y_label_formatter(&ms_label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    shade_faults(&mut chart, &run.results.faults, (lo, hi), x_max)?;
+
+    let (w, h) = chart.plotting_area().dim_in_pixel();
+    let (bx, by) = chart.plotting_area().get_base_pixel();
+    // Outcomes drawn in this order so that the rare fail and info points end up on top.
+    for status in Status::ALL {
+        for f in FUNCS {
+            let mut seen = vec![0u64; (w as usize * h as usize).div_ceil(64)];
+            let mut points = Vec::new();
+            let mut total = 0usize;
+            for op in run.ops.iter().filter(|o| o.f == f && o.status == status) {
+                let Some(l) = op.latency_ms() else { continue };
+                total += 1;
+                let p = (op.invoke as f64 / 1e9, l.clamp(lo, hi));
+                let (px, py) = chart.backend_coord(&p);
+                let (cx, cy) = (
+                    (px - bx).clamp(0, w as i32 - 1),
+                    (py - by).clamp(0, h as i32 - 1),
+                );
+                let cell = cy as usize * w as usize + cx as usize;
+                if seen[cell / 64] & (1 << (cell % 64)) == 0 {
+                    seen[cell / 64] |= 1 << (cell % 64);
+                    points.push(p);
+                }
+            }
+            if total == 0 {
+                continue;
+            }
+            *drawn += points.len();
+            let color = func_color(f);
+            let label = format!("{} {} ({total})", f.name(), status.name());
+            let series = match status {
+                Status::Ok => chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 2, color.mix(0.55).filled())),
+                )?,
+                Status::Fail => chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Cross::new(p, 4, color.stroke_width(2))),
+                )?,
+                Status::Info => chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| TriangleMarker::new(p, 5, color.stroke_width(2))),
+                )?,
+            };
+            series.label(label).legend(move |(x, y)| match status {
+                Status::Ok => Circle::new((x + 8, y), 4, color.filled()).into_dyn(),
+                Status::Fail => Cross::new((x + 8, y), 5, color.stroke_width(2)).into_dyn(),
+                Status::Info => {
+                    TriangleMarker::new((x + 8, y), 6, color.stroke_width(2)).into_dyn()
+                }
+            });
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+const QUANTILES: [(&str, f64, RGBColor); 4] = [
+    ("p50", 0.5, RGBColor(31, 119, 180)),
+    ("p95", 0.95, RGBColor(44, 160, 44)),
+    ("p99", 0.99, RGBColor(255, 127, 14)),
+    ("max", 1.0, RGBColor(214, 39, 40)),
+];
+
+/// Latency quantiles of successful operations per time bucket, one panel per function.
+pub fn quantiles_over_time(run: &Run, path: &Path) -> Result<(), ReportError> {
+    fonts();
+    draw_quantiles(run, path).map_err(plot_error("quantiles"))
+}
+
+fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
+    let buckets = Buckets::over(run.end_ns);
+    let x_max = (run.end_ns as f64 / 1e9).max(1.0);
+    let funcs: Vec<Func> = FUNCS
+        .into_iter()
+        .filter(|f| run.ops.iter().any(|o| o.f == *f && o.status == Status::Ok))
+        .collect();
+    let panels = funcs.len().max(1);
+    let root = BitMapBackend::new(path, (WIDTH, 60 + 240 * panels as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(40);
+    title.titled(
+        &format!(
+            "Latency quantiles of ok operations per {:.1} s (log scale; faults shaded)",
+            buckets.width_s()
+        ),
+        (FONT, 20),
+    )?;
+    for (f, area) in funcs.iter().zip(body.split_evenly((panels, 1))) {
+        let mut per_bucket: Vec<Vec<f64>> = vec![Vec::new(); buckets.count];
+        for op in run
+            .ops
+            .iter()
+            .filter(|o| o.f == *f && o.status == Status::Ok)
+        {
+            if let Some(l) = op.latency_ms() {
+                per_bucket[buckets.index(op.invoke)].push(l);
+            }
+        }
+        for b in &mut per_bucket {
+            b.sort_unstable_by(f64::total_cmp);
+        }
+        let (lo, hi) = per_bucket
+            .iter()
+            .filter(|b| !b.is_empty())
+            .fold((f64::MAX, 0f64), |(lo, hi), b| {
+                (lo.min(quantile(b, 0.5)), hi.max(b[b.len() - 1]))
+            });
+        let (lo, hi) = log_range(lo, hi);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(format!("{f}"), (FONT, 16))
+            .margin(8)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("time since start (s)")
+            .y_desc("latency (ms)")
+            .y_label_formatter(&ms_label)
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        shade_faults(&mut chart, &run.results.faults, (lo, hi), x_max)?;
+        for (name, q, color) in QUANTILES {
+            // One line per run of non-empty buckets: an outage shows as a gap, not a slope.
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+            for (i, b) in per_bucket.iter().enumerate() {
+                if b.is_empty() {
+                    if !runs.last().expect("never empty").is_empty() {
+                        runs.push(Vec::new());
+                    }
+                } else {
+                    runs.last_mut()
+                        .expect("never empty")
+                        .push((buckets.center_s(i), quantile(b, q)));
+                }
+            }
+            for (k, line) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+                let series = chart
+                    .draw_series(LineSeries::new(line, color.stroke_width(2)).point_size(2))?;
+                if k == 0 {
+                    series.label(name).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                    });
+                }
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Operations completed per second, by function, one panel per outcome that occurred.
+pub fn throughput(run: &Run, path: &Path) -> Result<(), ReportError> {
+    fonts();
+    draw_throughput(run, path).map_err(plot_error("throughput"))
+}
+
+fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
+    let buckets = Buckets::over(run.end_ns);
+    let x_max = (run.end_ns as f64 / 1e9).max(1.0);
+    let statuses: Vec<Status> = Status::ALL
+        .into_iter()
+        .filter(|s| *s == Status::Ok || run.ops.iter().any(|o| o.status == *s))
+        .collect();
+    let root =
+        BitMapBackend::new(path, (WIDTH, 60 + 230 * statuses.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(40);
+    title.titled(
+        &format!(
+            "Throughput: operations completed per second, in {:.1} s buckets (faults shaded)",
+            buckets.width_s()
+        ),
+        (FONT, 20),
+    )?;
+    for (status, area) in statuses.iter().zip(body.split_evenly((statuses.len(), 1))) {
+        // The last bucket is cut short by the end of the history: divide by what it covers.
+        let covered = |i: usize| {
+            let start = i as u64 * buckets.width_ns;
+            (run.end_ns.saturating_sub(start)).clamp(1, buckets.width_ns) as f64 / 1e9
+        };
+        let mut rates: Vec<(Option<Func>, Vec<f64>)> = Vec::new();
+        let mut all = vec![0f64; buckets.count];
+        for f in FUNCS {
+            let mut counts = vec![0f64; buckets.count];
+            let mut any = false;
+            for op in run.ops.iter().filter(|o| o.f == f && o.status == *status) {
+                let i = buckets.index(op.complete.unwrap_or(op.invoke));
+                counts[i] += 1.0;
+                all[i] += 1.0;
+                any = true;
+            }
+            if any {
+                counts
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, c)| *c /= covered(i));
+                rates.push((Some(f), counts));
+            }
+        }
+        if rates.len() > 1 {
+            all.iter_mut()
+                .enumerate()
+                .for_each(|(i, c)| *c /= covered(i));
+            rates.insert(0, (None, all));
+        }
+        let y_max = rates
+            .iter()
+            .flat_map(|(_, r)| r.iter().copied())
+            .fold(1.0f64, f64::max)
+            * 1.15;
+        draw_rates(
+            &area,
+            status.name(),
+            &rates,
+            buckets,
+            x_max,
+            y_max,
+            &run.results.faults,
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_rates(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    status: &str,
+    rates: &[(Option<Func>, Vec<f64>)],
+    buckets: Buckets,
+    x_max: f64,
+    y_max: f64,
+    faults: &[FaultWindow],
+) -> PlotResult {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("outcome: {status}"), (FONT, 16))
+        .margin(8)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc("operations/s")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    shade_faults(&mut chart, faults, (0.0, y_max), x_max)?;
+    for (f, r) in rates {
+        let (color, name) = match f {
+            Some(f) => (func_color(*f), f.name()),
+            None => (RGBColor(40, 40, 40), "all"),
+        };
+        chart
+            .draw_series(LineSeries::new(
+                r.iter().enumerate().map(|(i, v)| (buckets.center_s(i), *v)),
+                color.stroke_width(2),
+            ))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
+}
+
+/// The counterexample as a timeline: one lane per process, a bar from invocation to completion
+/// for each of the key's operations around the failure, the culprit in red. An operation whose
+/// outcome is unknown may take effect at any later time: a thin line continues its bar to the
+/// right edge.
+pub fn anomaly_timeline(
+    key: &str,
+    culprit: &OpSummary,
+    ops: &[OpSummary],
+    path: &Path,
+) -> Result<(), ReportError> {
+    fonts();
+    draw_timeline(key, culprit, ops, path).map_err(plot_error("anomaly timeline"))
+}
+
+fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path) -> PlotResult {
+    let mut ops: Vec<&OpSummary> = ops.iter().collect();
+    if !ops.iter().any(|o| o.index == culprit.index) {
+        ops.push(culprit);
+    }
+    let mut processes: Vec<u64> = ops.iter().map(|o| o.process).collect();
+    processes.sort_unstable();
+    processes.dedup();
+    let lane = |p: u64| processes.binary_search(&p).expect("listed") as f64;
+    let t0 = ops.iter().map(|o| o.invoke).min().unwrap_or(0);
+    let t1 = ops
+        .iter()
+        .map(|o| o.complete.unwrap_or(o.invoke))
+        .max()
+        .unwrap_or(t0)
+        .max(t0 + 1);
+    let ms = |t: u64| (t.saturating_sub(t0)) as f64 / 1e6;
+    let span = ms(t1);
+    let (x_lo, x_hi) = (-span * 0.02, span * 1.25);
+    let height = 110 + 46 * processes.len() as u32;
+    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = processes.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Operations on key {key} around the anomaly (red: cannot be linearized)"),
+            (FONT, 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(110)
+        .build_cartesian_2d(x_lo..x_hi, -0.6f64..n - 0.4)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "ms after the first operation shown (t = {:.3} s)",
+            t0 as f64 / 1e9
+        ))
+        .y_labels(0)
+        .disable_y_mesh()
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let (bx, _) = chart.plotting_area().get_base_pixel();
+    for p in &processes {
+        let (_, py) = chart.backend_coord(&(x_lo, lane(*p)));
+        root.draw(&Text::new(
+            format!("process {p}"),
+            (bx - 100, py - 6),
+            (FONT, 13).into_font(),
+        ))?;
+    }
+    for o in &ops {
+        let y = lane(o.process);
+        let is_culprit = o.index == culprit.index;
+        let color = if is_culprit {
+            RGBColor(214, 39, 40)
+        } else {
+            match o.outcome.as_str() {
+                "ok" => RGBColor(90, 130, 190),
+                "fail" => RGBColor(170, 170, 170),
+                _ => RGBColor(240, 170, 60),
+            }
+        };
+        let (s, e) = (ms(o.invoke), o.complete.map_or(x_hi, ms));
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(s, y - 0.16), (e.max(s + span / 400.0), y + 0.16)],
+            color.filled(),
+        )))?;
+        if is_culprit {
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(s, y - 0.2), (e.max(s + span / 400.0), y + 0.2)],
+                BLACK.stroke_width(2),
+            )))?;
+        }
+        if o.outcome == "info" {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(e, y), (x_hi, y)],
+                color.stroke_width(1),
+            )))?;
+        }
+        let style = if is_culprit {
+            (FONT, 13).into_font().style(FontStyle::Bold).color(&color)
+        } else {
+            (FONT, 12).into_font().color(&BLACK)
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((s, y))
+                + Text::new(format!("#{} {}", o.index, o.text), (0, -24), style),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}

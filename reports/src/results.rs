@@ -1,0 +1,87 @@
+//! `results.json`: what a run concluded, written by `bench run` and read back by the report.
+//!
+//! The type is the contract between the two: bench fills it in and serialises it; the report,
+//! the JUnit file and the runs index deserialise it. Fields are only ever added.
+
+use std::collections::BTreeMap;
+
+use checker::{KeyResult, Verdict};
+use serde::{Deserialize, Serialize};
+
+/// The whole of `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResults {
+    pub verdict: Verdict,
+    /// The test's name (the run directory's parent).
+    pub test: String,
+    pub seed: u64,
+    /// Workload profile name.
+    pub profile: String,
+    /// Nemesis schedule name.
+    pub nemesis: String,
+    /// Wall-clock time at which the history's time 0 was taken, RFC 3339 UTC with milliseconds.
+    /// Node logs are stamped in the same clock, which is how the report finds their lines.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// Length of the workload phase, seconds (the history goes on with the final reads).
+    #[serde(default)]
+    pub duration_s: f64,
+    /// Operations in the history, all outcomes.
+    pub operations: usize,
+    /// Events written to the history (invocations, completions and nemesis events).
+    pub events: u64,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    pub throughput_ops_per_s: f64,
+    /// Latency quantiles per function over completed operations, from hdrhistogram.
+    pub latency: BTreeMap<String, Quantiles>,
+    /// Every fault the nemesis injected, in order.
+    pub faults: Vec<FaultWindow>,
+    pub checker: CheckerSummary,
+}
+
+/// Latency quantiles of one function, milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// One fault, from the event that started it to the one that ended it (history time).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// The fault as the nemesis describes it (`nemesis::fault::Fault`).
+    pub fault: serde_json::Value,
+    /// A few words for plots: `kill n2`, `partition halves`.
+    #[serde(default)]
+    pub label: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// What the checker found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckerSummary {
+    pub elapsed_ms: f64,
+    pub states: u64,
+    pub invalid_keys: Vec<String>,
+    pub unknown_keys: Vec<String>,
+    /// Per key; an invalid key carries its counterexample.
+    pub keys: Vec<KeyResult>,
+}
+
+impl RunResults {
+    /// The invalid key whose impossible operation was invoked first, if any: the one the report
+    /// draws (the earliest sign that something went wrong).
+    pub fn earliest_anomaly(&self) -> Option<&KeyResult> {
+        self.checker
+            .keys
+            .iter()
+            .filter(|k| k.anomaly.is_some())
+            .min_by_key(|k| k.anomaly.as_ref().map(|a| a.culprit.invoke))
+    }
+}

@@ -79,6 +79,11 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
         "n1.log",
         "n2.log",
         "n3.log",
+        "report.html",
+        "results.xml",
+        "latency.png",
+        "throughput.png",
+        "quantiles.png",
     ] {
         assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
     }
@@ -125,8 +130,34 @@ fn stale_local_reads_are_caught_and_explained() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("is not linearizable"), "{}", text(&o));
-    let results = std::fs::read_to_string(latest(out.path()).join("results.json")).unwrap();
+    let run = latest(out.path());
+    let results = std::fs::read_to_string(run.join("results.json")).unwrap();
     assert!(results.contains(r#""verdict": "invalid""#), "{results}");
+    // The report leads with the anomaly; the JUnit file fails; the index lists the run.
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("INVALID: not linearizable"));
+    assert!(html.contains("class=\"culprit\""));
+    assert!(run.join("anomaly.png").is_file());
+    let junit = std::fs::read_to_string(run.join("results.xml")).unwrap();
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+    let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(index.contains("register-partition"), "{index}");
+
+    // `bench report` renders it again from the run directory alone.
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("report")
+        .arg(out.path().join("latest"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(run.join("report.html").is_file());
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["report", "/no/such/run"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    assert!(text(&o).contains("/no/such/run"), "{}", text(&o));
 }
 
 #[test]

@@ -212,6 +212,8 @@ struct AnomalyView {
     logs: Vec<LogLine>,
     log_window: String,
     no_logs: String,
+    /// Which faults overlapped the culprit, in words.
+    faults_then: String,
 }
 
 #[derive(Serialize)]
@@ -282,7 +284,30 @@ fn anomaly_view(
                 .to_owned(),
         ),
     };
+    let overlapping: Vec<String> = run
+        .results
+        .faults
+        .iter()
+        .filter(|w| w.start_ns <= to_ns && from_ns <= w.end_ns)
+        .map(|w| {
+            format!(
+                "{} ({:.2} s to {:.2} s)",
+                w.label,
+                w.start_ns as f64 / 1e9,
+                w.end_ns as f64 / 1e9
+            )
+        })
+        .collect();
+    let faults_then = if overlapping.is_empty() {
+        "No fault was in force while the impossible operation ran.".to_owned()
+    } else {
+        format!(
+            "In force while the impossible operation ran: {}.",
+            overlapping.join(", ")
+        )
+    };
     Ok(AnomalyView {
+        faults_then,
         key: key.to_owned(),
         explanation: a.explanation.clone(),
         timeline: data_uri(timeline)?,

@@ -78,10 +78,16 @@ pub struct Partition {
     next_read: u64,
     /// Log length at the last flush: what the next sync makes durable.
     flushed_len: u64,
-    /// Accepts held back until the next heartbeat period (only with `unsafe_early_ack`).
+    /// Accepts held back for lazy replication (only with `unsafe_early_ack`).
     deferred: Vec<(NodeId, Message)>,
     ticks: u64,
 }
+
+/// With `unsafe_early_ack`, the leader replicates lazily: its Accepts leave once every this many
+/// heartbeat periods (heartbeats themselves are not held back, so followers stay quiet). A leader
+/// killed at a random moment has then most likely acknowledged writes that no other replica has,
+/// which is the bug the flag exists to show.
+const EARLY_ACK_LAG_HEARTBEATS: u64 = 3;
 
 impl Partition {
     /// A partition replica rebuilt from its durable records (none for a fresh one).
@@ -183,7 +189,10 @@ impl Partition {
 
     pub fn tick(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
         self.ticks += 1;
-        if self.ticks.is_multiple_of(self.cfg.replica.heartbeat_ticks) {
+        if self
+            .ticks
+            .is_multiple_of(self.cfg.replica.heartbeat_ticks * EARLY_ACK_LAG_HEARTBEATS)
+        {
             out.send.append(&mut self.deferred);
         }
         self.replica.tick(out);

@@ -131,6 +131,7 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
             (FONT, 20),
         )
         .margin(12)
+        .margin_right(28)
         .x_label_area_size(44)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
@@ -266,6 +267,7 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
         let mut chart = ChartBuilder::on(&area)
             .caption(format!("{f}"), (FONT, 16))
             .margin(8)
+            .margin_right(28)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
@@ -322,8 +324,14 @@ pub fn throughput(run: &Run, path: &Path) -> Result<(), ReportError> {
 }
 
 fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
-    let buckets = Buckets::over(run.end_ns);
-    let x_max = (run.end_ns as f64 / 1e9).max(1.0);
+    // Over the workload only: the final reads after it would make a spike of a few operations
+    // in a sliver of a bucket.
+    let end_ns = match run.results.duration_s {
+        d if d > 0.0 => ((d * 1e9) as u64).min(run.end_ns),
+        _ => run.end_ns,
+    };
+    let buckets = Buckets::over(end_ns);
+    let x_max = (end_ns as f64 / 1e9).max(1.0);
     let statuses: Vec<Status> = Status::ALL
         .into_iter()
         .filter(|s| *s == Status::Ok || run.ops.iter().any(|o| o.status == *s))
@@ -343,7 +351,7 @@ fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
         // The last bucket is cut short by the end of the history: divide by what it covers.
         let covered = |i: usize| {
             let start = i as u64 * buckets.width_ns;
-            (run.end_ns.saturating_sub(start)).clamp(1, buckets.width_ns) as f64 / 1e9
+            (end_ns.saturating_sub(start)).clamp(1, buckets.width_ns) as f64 / 1e9
         };
         let mut rates: Vec<(Option<Func>, Vec<f64>)> = Vec::new();
         let mut all = vec![0f64; buckets.count];
@@ -351,7 +359,11 @@ fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
             let mut counts = vec![0f64; buckets.count];
             let mut any = false;
             for op in run.ops.iter().filter(|o| o.f == f && o.status == *status) {
-                let i = buckets.index(op.complete.unwrap_or(op.invoke));
+                let at = op.complete.unwrap_or(op.invoke);
+                if at > end_ns {
+                    continue;
+                }
+                let i = buckets.index(at);
                 counts[i] += 1.0;
                 all[i] += 1.0;
                 any = true;
@@ -401,6 +413,7 @@ fn draw_rates(
     let mut chart = ChartBuilder::on(area)
         .caption(format!("outcome: {status}"), (FONT, 16))
         .margin(8)
+        .margin_right(28)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
@@ -482,6 +495,7 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
             (FONT, 18),
         )
         .margin(12)
+        .margin_right(28)
         .x_label_area_size(40)
         .y_label_area_size(110)
         .build_cartesian_2d(x_lo..x_hi, -0.6f64..n - 0.4)?;

@@ -154,7 +154,8 @@ impl Buckets {
             .unwrap_or(span_ns.div_ceil(120).max(1));
         Buckets {
             width_ns,
-            count: (span_ns / width_ns + 1) as usize,
+            // A time exactly at the end belongs to the last bucket (see `index`).
+            count: span_ns.div_ceil(width_ns).max(1) as usize,
         }
     }
 

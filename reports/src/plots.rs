@@ -87,6 +87,28 @@ fn shade_faults<Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
+/// `text`, cut with an ellipsis so that it is at most `width` pixels wide in `style`.
+fn fit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: String,
+    style: &TextStyle<'_>,
+    width: u32,
+) -> String {
+    let wide = |t: &str| area.estimate_text_size(t, style).map_or(0, |(w, _)| w);
+    if wide(&text) <= width {
+        return text;
+    }
+    let mut chars: Vec<char> = text.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let cut: String = chars.iter().chain(std::iter::once(&'…')).collect();
+        if wide(&cut) <= width {
+            return cut;
+        }
+    }
+    String::new()
+}
+
 /// A log axis range from `lo` to `hi` (milliseconds), widened to powers of ten.
 fn log_range(lo: f64, hi: f64) -> (f64, f64) {
     let lo = 10f64.powf(lo.max(0.001).log10().floor());
@@ -485,7 +507,7 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
     let ms = |t: u64| (t.saturating_sub(t0)) as f64 / 1e6;
     let span = ms(t1);
     let (x_lo, x_hi) = (-span * 0.02, span * 1.25);
-    let height = 110 + 46 * processes.len() as u32;
+    let height = 110 + 64 * processes.len() as u32;
     let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = processes.len() as f64;
@@ -520,7 +542,13 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
             (FONT, 13).into_font(),
         ))?;
     }
-    for o in &ops {
+    // Labels alternate above and below the bars of a lane and are cut to the room before the
+    // next label of the same row; the table under the plot has them in full.
+    let mut order: Vec<&OpSummary> = ops.clone();
+    order.sort_by_key(|o| (o.process, o.invoke));
+    let x_right = chart.backend_coord(&(x_hi, 0.0)).0;
+    let mut labels = Vec::new();
+    for (i, o) in order.iter().enumerate() {
         let y = lane(o.process);
         let is_culprit = o.index == culprit.index;
         let color = if is_culprit {
@@ -533,13 +561,14 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
             }
         };
         let (s, e) = (ms(o.invoke), o.complete.map_or(x_hi, ms));
+        let e = e.max(s + span / 400.0);
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(s, y - 0.16), (e.max(s + span / 400.0), y + 0.16)],
+            [(s, y - 0.13), (e, y + 0.13)],
             color.filled(),
         )))?;
         if is_culprit {
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(s, y - 0.2), (e.max(s + span / 400.0), y + 0.2)],
+                [(s, y - 0.17), (e, y + 0.17)],
                 BLACK.stroke_width(2),
             )))?;
         }
@@ -549,14 +578,41 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
                 color.stroke_width(1),
             )))?;
         }
+        // The position of the operation within its lane decides its label row.
+        let row = order[..i]
+            .iter()
+            .rev()
+            .take_while(|p| p.process == o.process)
+            .count()
+            % 2;
+        let room = order
+            .get(i + 2)
+            .filter(|n| n.process == o.process)
+            .map_or(x_right, |n| chart.backend_coord(&(ms(n.invoke), y)).0)
+            - chart.backend_coord(&(s, y)).0
+            - 6;
+        labels.push((
+            s,
+            y,
+            row,
+            room,
+            is_culprit,
+            color,
+            format!("#{} {}", o.index, o.text),
+        ));
+    }
+    // The culprit's label last, so that nothing covers it.
+    labels.sort_by_key(|l| l.4);
+    for (s, y, row, room, is_culprit, color, text) in labels {
         let style = if is_culprit {
             (FONT, 13).into_font().style(FontStyle::Bold).color(&color)
         } else {
             (FONT, 12).into_font().color(&BLACK)
         };
+        let text = fit(&root, text, &style, room.max(40) as u32);
+        let dy = if row == 0 { -26 } else { 15 };
         chart.draw_series(std::iter::once(
-            EmptyElement::at((s, y))
-                + Text::new(format!("#{} {}", o.index, o.text), (0, -24), style),
+            EmptyElement::at((s, y)) + Text::new(text, (0, dy), style),
         ))?;
     }
     root.present()?;

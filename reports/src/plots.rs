@@ -12,6 +12,7 @@ use std::sync::Once;
 
 use checker::{Func, OpSummary};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -87,6 +88,42 @@ fn shade_faults<Y: Ranged<ValueType = f64>>(
     Ok(())
 }
 
+/// The chart every plot over the run's time axis starts from: x in seconds since the start, the
+/// common margins, mesh and fonts, and the fault windows shaded over `y_bounds`.
+fn time_chart<'a, 'b, Y>(
+    area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: (String, u32),
+    x_max: f64,
+    (y, y_bounds): (Y, (f64, f64)),
+    (y_desc, y_fmt): (&str, &dyn Fn(&f64) -> String),
+    faults: &[FaultWindow],
+) -> Result<TimeChart<'a, 'b, Y::CoordDescType>, Box<dyn Error>>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption.0, (FONT, caption.1))
+        .margin(8)
+        .margin_right(28)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, y)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc(y_desc)
+        .y_label_formatter(y_fmt)
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    shade_faults(&mut chart, faults, y_bounds, x_max)?;
+    Ok(chart)
+}
+
+type TimeChart<'a, 'b, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
 /// `text`, cut with an ellipsis so that it is at most `width` pixels wide in `style`.
 fn fit<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -147,26 +184,17 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
     };
     let root = BitMapBackend::new(path, (WIDTH, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Latency of every operation (log scale; faults shaded)",
-            (FONT, 20),
-        )
-        .margin(12)
-        .margin_right(28)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .y_desc("latency (ms)")
-        .y_label_formatter(&ms_label)
-        .label_style((FONT, 13))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    shade_faults(&mut chart, &run.results.faults, (lo, hi), x_max)?;
+    let mut chart = time_chart(
+        &root,
+        (
+            "Latency of every operation (log scale; faults shaded)".into(),
+            20,
+        ),
+        x_max,
+        ((lo..hi).log_scale(), (lo, hi)),
+        ("latency (ms)", &ms_label),
+        &run.results.faults,
+    )?;
 
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (bx, by) = chart.plotting_area().get_base_pixel();
@@ -286,23 +314,14 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
                 (lo.min(quantile(b, 0.5)), hi.max(b[b.len() - 1]))
             });
         let (lo, hi) = log_range(lo, hi);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(format!("{f}"), (FONT, 16))
-            .margin(8)
-            .margin_right(28)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("time since start (s)")
-            .y_desc("latency (ms)")
-            .y_label_formatter(&ms_label)
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
-        shade_faults(&mut chart, &run.results.faults, (lo, hi), x_max)?;
+        let mut chart = time_chart(
+            &area,
+            (f.to_string(), 16),
+            x_max,
+            ((lo..hi).log_scale(), (lo, hi)),
+            ("latency (ms)", &ms_label),
+            &run.results.faults,
+        )?;
         for (name, q, color) in QUANTILES {
             // One line per run of non-empty buckets: an outage shows as a gap, not a slope.
             let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
@@ -432,23 +451,14 @@ fn draw_rates(
     y_max: f64,
     faults: &[FaultWindow],
 ) -> PlotResult {
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("outcome: {status}"), (FONT, 16))
-        .margin(8)
-        .margin_right(28)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .y_desc("operations/s")
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 12))
-        .axis_desc_style((FONT, 14))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    shade_faults(&mut chart, faults, (0.0, y_max), x_max)?;
+    let mut chart = time_chart(
+        area,
+        (format!("outcome: {status}"), 16),
+        x_max,
+        (0f64..y_max, (0.0, y_max)),
+        ("operations/s", &|v| format!("{v:.0}")),
+        faults,
+    )?;
     for (f, r) in rates {
         let (color, name) = match f {
             Some(f) => (func_color(*f), f.name()),

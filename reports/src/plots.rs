@@ -122,6 +122,21 @@ where
     Ok(chart)
 }
 
+/// The legend, in the upper right corner over a translucent white box.
+fn legend<'a, 'b: 'a, Y: Ranged>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
+    size: u32,
+) -> PlotResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
+}
+
 type TimeChart<'a, 'b, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
 
 /// `text`, cut with an ellipsis so that it is at most `width` pixels wide in `style`.
@@ -251,13 +266,7 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
             });
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
+    legend(&mut chart, 13)?;
     root.present()?;
     Ok(())
 }
@@ -346,13 +355,7 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
+        legend(&mut chart, 12)?;
     }
     root.present()?;
     Ok(())
@@ -474,13 +477,7 @@ fn draw_rates(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()?;
+    legend(&mut chart, 12)?;
     Ok(())
 }
 

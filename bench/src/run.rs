@@ -253,7 +253,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     print!("{summary}");
     print_latency(&stats);
     // A report that cannot be drawn must not hide the verdict: say why and go on.
-    match reports::render(&dir) {
+    match reports::render_with(&dir, results, &history) {
         Ok(report) => println!("report: {}", report.html.display()),
         Err(e) => eprintln!("bench run: no report: {e}"),
     }

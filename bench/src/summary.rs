@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use checker::Verdict;
 use hdrhistogram::Histogram;
 use reports::{CheckerSummary, FaultWindow, Quantiles, RunResults};
 
@@ -76,15 +75,6 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
     let completed = ctx.ok.load(Ordering::Relaxed)
         + ctx.fail.load(Ordering::Relaxed)
         + ctx.info.load(Ordering::Relaxed);
-    let keys_with = |v: Verdict| {
-        facts
-            .result
-            .keys
-            .iter()
-            .filter(|k| k.verdict == v)
-            .map(|k| k.key.clone())
-            .collect()
-    };
     RunResults {
         verdict: facts.result.verdict,
         test: ctx.cfg.test.clone(),
@@ -106,13 +96,7 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
             .map(|(f, h)| ((*f).to_owned(), quantiles(h)))
             .collect(),
         faults: facts.windows,
-        checker: CheckerSummary {
-            elapsed_ms: facts.result.elapsed_ms,
-            states: facts.result.states,
-            invalid_keys: keys_with(Verdict::Invalid),
-            unknown_keys: keys_with(Verdict::Unknown),
-            keys: facts.result.keys.clone(),
-        },
+        checker: CheckerSummary::from(facts.result),
     }
 }
 

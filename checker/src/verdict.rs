@@ -89,8 +89,8 @@ pub struct Anomaly {
     pub prefix_tail: Vec<OpSummary>,
     /// The key's value after that prefix.
     pub value_after_prefix: serde_json::Value,
-    /// The key's operations around the point of failure, by invocation: every operation that
-    /// overlaps the culprit, and a few before it.
+    /// The key's operations around the point of failure, sorted by invocation: every operation
+    /// that overlaps the culprit (the culprit itself included), and a few before it.
     pub around: Vec<OpSummary>,
 }
 

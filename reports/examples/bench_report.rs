@@ -252,19 +252,13 @@ fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult
         faults: FAULTS
             .iter()
             .map(|(label, s, e)| FaultWindow {
-                fault: serde_json::json!(label),
+                fault: serde_json::json!({"kind": label.split(' ').next()}),
                 label: (*label).to_owned(),
                 start_ns: (*s * 1e9) as u64,
                 end_ns: (*e * 1e9) as u64,
             })
             .collect(),
-        checker: CheckerSummary {
-            elapsed_ms: result.elapsed_ms,
-            states: result.states,
-            invalid_keys: vec![],
-            unknown_keys: vec![],
-            keys: result.keys.clone(),
-        },
+        checker: CheckerSummary::from(result),
     };
     std::fs::write(
         dir.join("results.json"),

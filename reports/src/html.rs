@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use checker::{Anomaly, OpSummary, Verdict};
+use checker::{Anomaly, History, Verdict};
 use minijinja::Environment;
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::error::ReportError;
 use crate::junit::junit_xml;
 use crate::logs::{LogLine, lines_between};
 use crate::plots;
+use crate::results::RunResults;
 use crate::run::{FUNCS, Run, Status, quantile, read_results};
 
 /// What [`render`] wrote.
@@ -42,7 +43,21 @@ fn environment() -> Environment<'static> {
 
 /// Renders the report of the run in `dir` (see the crate docs for what it writes).
 pub fn render(dir: &Path) -> Result<Report, ReportError> {
-    let run = Run::load(dir)?;
+    render_run(&Run::load(dir)?)
+}
+
+/// As [`render`], for a caller that already holds the run's results and history (the bench at
+/// the end of a run), so that the history is not read and parsed a second time.
+pub fn render_with(
+    dir: &Path,
+    results: RunResults,
+    history: &History,
+) -> Result<Report, ReportError> {
+    render_run(&Run::new(dir, results, history))
+}
+
+fn render_run(run: &Run) -> Result<Report, ReportError> {
+    let dir = run.dir.as_path();
     let r = &run.results;
     let mut written = Vec::new();
     let mut png = |name: &str| {
@@ -52,18 +67,18 @@ pub fn render(dir: &Path) -> Result<Report, ReportError> {
     };
 
     let latency_png = png("latency.png");
-    let scatter_points = plots::latency_scatter(&run, &latency_png)?;
+    let scatter_points = plots::latency_scatter(run, &latency_png)?;
     let throughput_png = png("throughput.png");
-    plots::throughput(&run, &throughput_png)?;
+    plots::throughput(run, &throughput_png)?;
     let quantiles_png = png("quantiles.png");
-    plots::quantiles_over_time(&run, &quantiles_png)?;
+    plots::quantiles_over_time(run, &quantiles_png)?;
 
     let anomaly = match r.earliest_anomaly() {
         Some(k) => {
             let a = k.anomaly.as_ref().expect("earliest_anomaly has one");
             let timeline = png("anomaly.png");
-            plots::anomaly_timeline(&k.key, &a.culprit, &a.around, &timeline)?;
-            Some(anomaly_view(&run, &k.key, a, &timeline)?)
+            plots::anomaly_timeline(&k.key, a, &timeline)?;
+            Some(anomaly_view(run, &k.key, a, &timeline)?)
         }
         None => None,
     };
@@ -150,8 +165,8 @@ pub fn render(dir: &Path) -> Result<Report, ReportError> {
         "anomaly": anomaly,
         "unknown_keys": unknown_keys,
         "plots": plot_views,
-        "funcs": func_rows(&run),
-        "availability": availability(&run),
+        "funcs": func_rows(run),
+        "availability": availability(run),
         "config": run.config,
         "config_path": dir.join("config.toml").display().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -235,12 +250,9 @@ fn anomaly_view(
     a: &Anomaly,
     timeline: &Path,
 ) -> Result<AnomalyView, ReportError> {
-    let mut ops: Vec<&OpSummary> = a.around.iter().collect();
-    if !ops.iter().any(|o| o.index == a.culprit.index) {
-        ops.push(&a.culprit);
-    }
-    ops.sort_by_key(|o| o.invoke);
-    let rows = ops
+    // `around` holds the culprit and is sorted by invocation (the checker's contract).
+    let rows = a
+        .around
         .iter()
         .map(|o| OpRow {
             index: o.index,

@@ -10,6 +10,8 @@
 //! - `latency.png`, `throughput.png`, `quantiles.png` and, for an anomaly, `anomaly.png`;
 //! - `results.xml`: the verdict in JUnit XML.
 //!
+//! [`render_with`] does the same from results and a history already in memory.
+//!
 //! [`write_index`] writes `index.html` over a directory of runs, newest first.
 //!
 //! The crate does no async and starts no process; fonts are bundled (DejaVu Sans), so rendering
@@ -24,7 +26,7 @@ mod results;
 mod run;
 
 pub use error::ReportError;
-pub use html::{Report, render, write_index};
+pub use html::{Report, render, render_with, write_index};
 pub use junit::junit_xml;
 pub use results::{CheckerSummary, FaultWindow, Quantiles, RunResults};
 pub use run::read_results;

@@ -10,7 +10,7 @@ use std::error::Error;
 use std::path::Path;
 use std::sync::Once;
 
-use checker::{Func, OpSummary};
+use checker::{Anomaly, Func, OpSummary};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -55,12 +55,10 @@ pub fn func_color(f: Func) -> RGBColor {
 }
 
 fn fault_color(w: &FaultWindow) -> RGBColor {
-    if w.label.starts_with("kill") {
-        RGBColor(214, 39, 40)
-    } else if w.label.starts_with("pause") {
-        RGBColor(188, 160, 34)
-    } else {
-        RGBColor(110, 110, 110)
+    match w.fault.get("kind").and_then(|k| k.as_str()) {
+        Some("kill") => RGBColor(214, 39, 40),
+        Some("pause") => RGBColor(188, 160, 34),
+        _ => RGBColor(110, 110, 110),
     }
 }
 
@@ -391,40 +389,38 @@ fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
         ),
         (FONT, 20),
     )?;
-    for (status, area) in statuses.iter().zip(body.split_evenly((statuses.len(), 1))) {
-        // The last bucket is cut short by the end of the history: divide by what it covers.
-        let covered = |i: usize| {
-            let start = i as u64 * buckets.width_ns;
-            (end_ns.saturating_sub(start)).clamp(1, buckets.width_ns) as f64 / 1e9
-        };
-        let mut rates: Vec<(Option<Func>, Vec<f64>)> = Vec::new();
-        let mut all = vec![0f64; buckets.count];
-        for f in FUNCS {
-            let mut counts = vec![0f64; buckets.count];
-            let mut any = false;
-            for op in run.ops.iter().filter(|o| o.f == f && o.status == *status) {
-                let at = op.complete.unwrap_or(op.invoke);
-                if at > end_ns {
-                    continue;
-                }
-                let i = buckets.index(at);
-                counts[i] += 1.0;
-                all[i] += 1.0;
-                any = true;
-            }
-            if any {
-                counts
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, c)| *c /= covered(i));
-                rates.push((Some(f), counts));
-            }
+    // Completions per outcome, function and bucket, in one pass over the operations.
+    let mut counts = vec![vec![vec![0f64; buckets.count]; FUNCS.len()]; Status::ALL.len()];
+    for op in &run.ops {
+        let at = op.complete.unwrap_or(op.invoke);
+        if at <= end_ns {
+            let f = FUNCS
+                .iter()
+                .position(|f| *f == op.f)
+                .expect("every function is listed");
+            counts[op.status as usize][f][buckets.index(at)] += 1.0;
         }
+    }
+    // The last bucket is cut short by the end of the workload: divide by what it covers.
+    let covered = |i: usize| {
+        let start = i as u64 * buckets.width_ns;
+        (end_ns.saturating_sub(start)).clamp(1, buckets.width_ns) as f64 / 1e9
+    };
+    let per_second =
+        |c: &[f64]| -> Vec<f64> { c.iter().enumerate().map(|(i, n)| n / covered(i)).collect() };
+    for (status, area) in statuses.iter().zip(body.split_evenly((statuses.len(), 1))) {
+        let by_func = &counts[*status as usize];
+        let mut rates: Vec<(Option<Func>, Vec<f64>)> = FUNCS
+            .iter()
+            .zip(by_func)
+            .filter(|(_, c)| c.iter().any(|n| *n > 0.0))
+            .map(|(f, c)| (Some(*f), per_second(c)))
+            .collect();
         if rates.len() > 1 {
-            all.iter_mut()
-                .enumerate()
-                .for_each(|(i, c)| *c /= covered(i));
-            rates.insert(0, (None, all));
+            let all: Vec<f64> = (0..buckets.count)
+                .map(|i| by_func.iter().map(|c| c[i]).sum())
+                .collect();
+            rates.insert(0, (None, per_second(&all)));
         }
         let y_max = rates
             .iter()
@@ -485,23 +481,29 @@ fn draw_rates(
 /// for each of the key's operations around the failure, the culprit in red. An operation whose
 /// outcome is unknown may take effect at any later time: a thin line continues its bar to the
 /// right edge.
-pub fn anomaly_timeline(
-    key: &str,
-    culprit: &OpSummary,
-    ops: &[OpSummary],
-    path: &Path,
-) -> Result<(), ReportError> {
+pub fn anomaly_timeline(key: &str, anomaly: &Anomaly, path: &Path) -> Result<(), ReportError> {
     fonts();
-    draw_timeline(key, culprit, ops, path).map_err(plot_error("anomaly timeline"))
+    draw_timeline(key, anomaly, path).map_err(plot_error("anomaly timeline"))
 }
 
-fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path) -> PlotResult {
-    let mut ops: Vec<&OpSummary> = ops.iter().collect();
-    if !ops.iter().any(|o| o.index == culprit.index) {
-        ops.push(culprit);
-    }
+/// A bar's label, drawn after every bar so that no bar covers one.
+struct BarLabel {
+    at: (f64, f64),
+    /// Pixels down from the bar's middle.
+    dy: i32,
+    /// Pixels available before the next label of the same row.
+    room: i32,
+    culprit: bool,
+    color: RGBColor,
+    text: String,
+}
+
+fn draw_timeline(key: &str, anomaly: &Anomaly, path: &Path) -> PlotResult {
+    // `around` holds the culprit (the checker's contract); lanes are processes.
+    let culprit = anomaly.culprit.index;
+    let mut ops: Vec<&OpSummary> = anomaly.around.iter().collect();
+    ops.sort_by_key(|o| (o.process, o.invoke));
     let mut processes: Vec<u64> = ops.iter().map(|o| o.process).collect();
-    processes.sort_unstable();
     processes.dedup();
     let lane = |p: u64| processes.binary_search(&p).expect("listed") as f64;
     let t0 = ops.iter().map(|o| o.invoke).min().unwrap_or(0);
@@ -551,13 +553,17 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
     }
     // Labels alternate above and below the bars of a lane and are cut to the room before the
     // next label of the same row; the table under the plot has them in full.
-    let mut order: Vec<&OpSummary> = ops.clone();
-    order.sort_by_key(|o| (o.process, o.invoke));
     let x_right = chart.backend_coord(&(x_hi, 0.0)).0;
     let mut labels = Vec::new();
-    for (i, o) in order.iter().enumerate() {
+    let mut nth_in_lane = 0;
+    for (i, o) in ops.iter().enumerate() {
+        nth_in_lane = if i > 0 && ops[i - 1].process == o.process {
+            nth_in_lane + 1
+        } else {
+            0
+        };
         let y = lane(o.process);
-        let is_culprit = o.index == culprit.index;
+        let is_culprit = o.index == culprit;
         let color = if is_culprit {
             RGBColor(214, 39, 40)
         } else {
@@ -585,41 +591,33 @@ fn draw_timeline(key: &str, culprit: &OpSummary, ops: &[OpSummary], path: &Path)
                 color.stroke_width(1),
             )))?;
         }
-        // The position of the operation within its lane decides its label row.
-        let row = order[..i]
-            .iter()
-            .rev()
-            .take_while(|p| p.process == o.process)
-            .count()
-            % 2;
-        let room = order
+        let next_in_row = ops
             .get(i + 2)
             .filter(|n| n.process == o.process)
-            .map_or(x_right, |n| chart.backend_coord(&(ms(n.invoke), y)).0)
-            - chart.backend_coord(&(s, y)).0
-            - 6;
-        labels.push((
-            s,
-            y,
-            row,
-            room,
-            is_culprit,
+            .map_or(x_right, |n| chart.backend_coord(&(ms(n.invoke), y)).0);
+        labels.push(BarLabel {
+            at: (s, y),
+            dy: if nth_in_lane % 2 == 0 { -26 } else { 15 },
+            room: next_in_row - chart.backend_coord(&(s, y)).0 - 6,
+            culprit: is_culprit,
             color,
-            format!("#{} {}", o.index, o.text),
-        ));
+            text: format!("#{} {}", o.index, o.text),
+        });
     }
     // The culprit's label last, so that nothing covers it.
-    labels.sort_by_key(|l| l.4);
-    for (s, y, row, room, is_culprit, color, text) in labels {
-        let style = if is_culprit {
-            (FONT, 13).into_font().style(FontStyle::Bold).color(&color)
+    labels.sort_by_key(|l| l.culprit);
+    for l in labels {
+        let style = if l.culprit {
+            (FONT, 13)
+                .into_font()
+                .style(FontStyle::Bold)
+                .color(&l.color)
         } else {
             (FONT, 12).into_font().color(&BLACK)
         };
-        let text = fit(&root, text, &style, room.max(40) as u32);
-        let dy = if row == 0 { -26 } else { 15 };
+        let text = fit(&root, l.text, &style, l.room.max(40) as u32);
         chart.draw_series(std::iter::once(
-            EmptyElement::at((s, y)) + Text::new(text, (0, dy), style),
+            EmptyElement::at(l.at) + Text::new(text, (0, l.dy), style),
         ))?;
     }
     root.present()?;

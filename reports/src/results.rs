@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use checker::{KeyResult, Verdict};
+use checker::{CheckResult, KeyResult, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// The whole of `results.json`.
@@ -72,6 +72,25 @@ pub struct CheckerSummary {
     pub unknown_keys: Vec<String>,
     /// Per key; an invalid key carries its counterexample.
     pub keys: Vec<KeyResult>,
+}
+
+impl From<&CheckResult> for CheckerSummary {
+    fn from(r: &CheckResult) -> CheckerSummary {
+        let keys_with = |v: Verdict| {
+            r.keys
+                .iter()
+                .filter(|k| k.verdict == v)
+                .map(|k| k.key.clone())
+                .collect()
+        };
+        CheckerSummary {
+            elapsed_ms: r.elapsed_ms,
+            states: r.states,
+            invalid_keys: keys_with(Verdict::Invalid),
+            unknown_keys: keys_with(Verdict::Unknown),
+            keys: r.keys.clone(),
+        }
+    }
 }
 
 impl RunResults {

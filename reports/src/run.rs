@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use checker::{Func, Outcome, ReadOptions};
+use checker::{Func, History, Outcome, ReadOptions};
 
 use crate::error::ReportError;
 use crate::results::RunResults;
 
-/// How an operation ended, as the plots group it.
+/// How an operation ended, as the plots group it. `status as usize` indexes [`Status::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Ok,
@@ -72,7 +72,6 @@ impl Run {
     /// Reads `results.json`, `config.toml` and `history.jsonl` from `dir`.
     pub fn load(dir: &Path) -> Result<Run, ReportError> {
         let results = read_results(&dir.join("results.json"))?;
-        let config = std::fs::read_to_string(dir.join("config.toml")).ok();
         let history_path = dir.join("history.jsonl");
         let (history, _) =
             checker::read_file(&history_path, &ReadOptions::default()).map_err(|source| {
@@ -81,6 +80,11 @@ impl Run {
                     source,
                 }
             })?;
+        Ok(Run::new(dir, results, &history))
+    }
+
+    /// The run in `dir` from results and a history already in memory; reads only `config.toml`.
+    pub fn new(dir: &Path, results: RunResults, history: &History) -> Run {
         let ops: Vec<Op> = history
             .ops
             .iter()
@@ -95,20 +99,19 @@ impl Run {
                 complete: op.complete.map(|c| c.time),
             })
             .collect();
-        drop(history);
         let end_ns = ops
             .iter()
             .map(|o| o.complete.unwrap_or(o.invoke))
             .chain(results.faults.iter().map(|w| w.end_ns))
             .max()
             .unwrap_or(0);
-        Ok(Run {
+        Run {
             dir: dir.to_owned(),
+            config: std::fs::read_to_string(dir.join("config.toml")).ok(),
             results,
-            config,
             ops,
             end_ns,
-        })
+        }
     }
 
     /// Wall-clock time of the history's time 0, when the results record it.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use checker::{CheckOptions, ReadOptions, Verdict};
+use checker::{CheckOptions, ReadOptions};
 use reports::{CheckerSummary, FaultWindow, RunResults};
 
 /// A run directory built from a list of operations, checked by the real checker.
@@ -59,14 +59,6 @@ impl Fixture {
         let (h, _) = checker::read_file(&path, &ReadOptions::default()).unwrap();
         let result = checker::check(&h, &CheckOptions::default());
         let (ok, fail, info) = h.outcome_counts();
-        let keys = |v: Verdict| {
-            result
-                .keys
-                .iter()
-                .filter(|k| k.verdict == v)
-                .map(|k| k.key.clone())
-                .collect()
-        };
         let results = RunResults {
             verdict: result.verdict,
             test: test.to_owned(),
@@ -83,13 +75,7 @@ impl Fixture {
             throughput_ops_per_s: h.ops.len() as f64 / 10.0,
             latency: Default::default(),
             faults,
-            checker: CheckerSummary {
-                elapsed_ms: result.elapsed_ms,
-                states: result.states,
-                invalid_keys: keys(Verdict::Invalid),
-                unknown_keys: keys(Verdict::Unknown),
-                keys: result.keys.clone(),
-            },
+            checker: CheckerSummary::from(&result),
         };
         std::fs::write(
             dir.path().join("results.json"),

@@ -74,8 +74,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         let options = NodeOptions {
             id: args.id,
             data_dir: args.data_dir,
-            unsafe_read_local: args.unsafe_read_local,
-            unsafe_early_ack: args.unsafe_early_ack,
+            core: node::CoreOptions {
+                unsafe_read_local: args.unsafe_read_local,
+                unsafe_early_ack: args.unsafe_early_ack,
+            },
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

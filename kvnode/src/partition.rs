@@ -76,8 +76,10 @@ pub struct Partition {
     /// Confirmed reads waiting for `applied >= index`: (index, request, key).
     ready: Vec<(u64, RequestId, String)>,
     next_read: u64,
-    /// Log length at the last flush: what the next sync makes durable.
-    flushed_len: u64,
+    /// (WAL batch, log length at the flush that closed it): what each batch made durable.
+    flushed: std::collections::VecDeque<(u64, u64)>,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
     /// Accepts held back for lazy replication (only with `unsafe_early_ack`).
     deferred: Vec<(NodeId, Message)>,
     ticks: u64,
@@ -108,7 +110,9 @@ impl Partition {
             reads: BTreeMap::new(),
             ready: Vec::new(),
             next_read: 0,
-            flushed_len: 0,
+            flushed: std::collections::VecDeque::new(),
+            snapshots_taken: 0,
+            snapshots_installed: 0,
             deferred: Vec::new(),
             ticks: 0,
         };
@@ -121,12 +125,14 @@ impl Partition {
         &self.replica
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Snapshots this partition took of its own store since it started.
+    pub fn snapshots_taken(&self) -> u64 {
+        self.snapshots_taken
     }
 
-    pub fn applied(&self) -> u64 {
-        self.applied
+    /// Snapshots this partition installed from a leader since it started.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed
     }
 
     /// Handles a client request addressed to this partition.
@@ -199,10 +205,17 @@ impl Partition {
         self.process(out, responses);
     }
 
-    /// Sends the proposals accepted since the last flush (call once per batch of requests).
-    pub fn flush(&mut self, out: &mut Outbox) {
+    /// Sends the proposals accepted since the last flush (call once per batch of requests);
+    /// `batch` is the write-ahead log batch that will carry `out.persist`.
+    pub fn flush(&mut self, batch: u64, out: &mut Outbox) {
         self.replica.flush(out);
-        self.flushed_len = self.replica.log_len();
+        if self.cfg.unsafe_early_ack {
+            let len = self.replica.log_len();
+            match self.flushed.back_mut() {
+                Some((b, l)) if *b == batch => *l = len,
+                _ => self.flushed.push_back((batch, len)),
+            }
+        }
         if self.cfg.unsafe_early_ack {
             let (accepts, rest) = std::mem::take(&mut out.send)
                 .into_iter()
@@ -212,12 +225,22 @@ impl Partition {
         }
     }
 
-    /// The runtime made every record emitted so far durable.
-    pub fn persisted(&mut self, responses: &mut Vec<(RequestId, Response)>) {
+    /// The runtime made every write-ahead log batch up to `batch` durable.
+    pub fn persisted(&mut self, batch: u64, responses: &mut Vec<(RequestId, Response)>) {
+        let mut durable_len = None;
+        while let Some(&(b, len)) = self.flushed.front()
+            && b <= batch
+        {
+            durable_len = Some(len);
+            self.flushed.pop_front();
+        }
+        let Some(durable_len) = durable_len else {
+            return;
+        };
         if !self.cfg.unsafe_early_ack || !self.replica.is_leader() {
             return;
         }
-        for (_, w) in self.writes.range_mut(..self.flushed_len) {
+        for (_, w) in self.writes.range_mut(..durable_len) {
             if !w.answered && matches!(w.cmd.op, Op::Put { .. } | Op::Delete { .. }) {
                 w.answered = true;
                 responses.push((w.request, Response::Ok(Reply::Done)));
@@ -296,6 +319,7 @@ impl Partition {
         }
         self.store = decode_store(&s.data);
         self.applied = s.index;
+        self.snapshots_installed += 1;
         // Writes in the replaced prefix: this node cannot tell whether they were chosen.
         let kept = self.writes.split_off(&s.index);
         for (_, w) in std::mem::replace(&mut self.writes, kept) {
@@ -315,6 +339,7 @@ impl Partition {
             data: encode_store(&self.store),
         };
         self.replica.compact(snapshot, out);
+        self.snapshots_taken += 1;
     }
 }
 

@@ -1,39 +1,54 @@
 //! The thread that makes records durable: group commit, then release of the messages that
 //! waited for them.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use super::Input;
+use super::core::WalBatch;
 use super::net::PeerLink;
 use crate::paxos::NodeId;
-use crate::wal::{FileWal, LogStore};
+use crate::wal::{FileWal, LogStore, WalError};
 use crate::wire::PeerMessage;
 
-/// One batch from the core.
-#[derive(Default)]
-pub(crate) struct Job {
-    pub(crate) records: Vec<Vec<u8>>,
-    /// Messages that may leave only once `records` (and everything before) are durable.
-    pub(crate) held: Vec<(NodeId, PeerMessage)>,
-    /// Replace the whole log by these records (after writing everything queued before).
-    pub(crate) checkpoint: Option<Vec<Vec<u8>>>,
-}
-
-impl Job {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.held.is_empty() && self.checkpoint.is_none()
+/// Makes `batches` durable in order, group-committed: appends every record, syncs once, and only
+/// then hands the held messages to `release`. A checkpoint inside a batch syncs what came
+/// before it, releases those messages, and replaces the log by its records.
+///
+/// On error nothing more is released: what reached the disk is unknown, and the node must stop.
+pub fn write_batches(
+    log: &mut impl LogStore,
+    batches: Vec<WalBatch>,
+    mut release: impl FnMut(Vec<(NodeId, PeerMessage)>),
+) -> Result<(), WalError> {
+    let mut held = Vec::new();
+    for batch in batches {
+        for r in &batch.records {
+            log.append(r)?;
+        }
+        held.extend(batch.held);
+        if let Some(records) = batch.checkpoint {
+            log.sync()?;
+            release(std::mem::take(&mut held));
+            log.rewrite(&records)?;
+        }
     }
+    log.sync()?;
+    release(held);
+    Ok(())
 }
 
+/// Starts the WAL thread. It reports `Synced` and `CheckpointWanted` to the core through `core`,
+/// and a failure (after which it stops) through the returned receiver.
 pub(crate) fn spawn(
     mut log: FileWal,
     core: mpsc::UnboundedSender<Input>,
     peers: Vec<Option<PeerLink>>,
     me: NodeId,
     checkpoint_bytes: u64,
-) -> mpsc::UnboundedSender<Job> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+) -> (mpsc::UnboundedSender<WalBatch>, oneshot::Receiver<String>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<WalBatch>();
+    let (failed_tx, failed_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("wal".into())
         .spawn(move || {
@@ -48,37 +63,24 @@ pub(crate) fn spawn(
             };
             let mut asked = false;
             while let Some(first) = rx.blocking_recv() {
-                let mut jobs = vec![first];
-                while let Ok(job) = rx.try_recv() {
-                    jobs.push(job);
+                let mut batches = vec![first];
+                while let Ok(batch) = rx.try_recv() {
+                    batches.push(batch);
                 }
-                let result = (|| {
-                    let mut held = Vec::new();
-                    for job in jobs {
-                        for r in &job.records {
-                            log.append(r)?;
-                        }
-                        held.extend(job.held);
-                        if let Some(records) = job.checkpoint {
-                            log.sync()?;
-                            release(std::mem::take(&mut held));
-                            log.rewrite(&records)?;
-                            info!(
-                                bytes = log.size(),
-                                "rewrote the write-ahead log as a checkpoint"
-                            );
-                            asked = false;
-                        }
-                    }
-                    log.sync()?;
-                    release(held);
-                    Ok::<(), crate::wal::WalError>(())
-                })();
-                if let Err(e) = result {
-                    let _ = core.send(Input::LogFailed(e.to_string()));
+                let last = batches.last().map_or(0, |b| b.seq);
+                let checkpointed = batches.iter().any(|b| b.checkpoint.is_some());
+                if let Err(e) = write_batches(&mut log, batches, release) {
+                    let _ = failed_tx.send(e.to_string());
                     return;
                 }
-                let _ = core.send(Input::Synced);
+                if checkpointed {
+                    info!(
+                        bytes = log.size(),
+                        "rewrote the write-ahead log as a checkpoint"
+                    );
+                    asked = false;
+                }
+                let _ = core.send(Input::Synced { batch: last });
                 if !asked && log.size() > checkpoint_bytes {
                     asked = true;
                     let _ = core.send(Input::CheckpointWanted);
@@ -86,5 +88,5 @@ pub(crate) fn spawn(
             }
         })
         .expect("spawn the WAL thread");
-    tx
+    (tx, failed_rx)
 }

@@ -1,6 +1,8 @@
-//! Deterministic simulation: the real replica and partition code in a simulated network with
-//! loss, duplication, reordering, partitions and crash-restarts; every history goes through the
-//! real checker. A failing seed prints the command that replays it.
+//! Deterministic simulation: the node's own core (batching, asynchronous persistence, several
+//! partitions sharing one WAL, compaction, checkpoints) in a simulated network with loss,
+//! duplication, reordering, partitions and crashes that tear the WAL's last group commit.
+//! Agreement is checked after every step, liveness after the final heal, and every history
+//! goes through the real checker. A failing seed prints the command that replays it.
 
 mod sim;
 
@@ -15,18 +17,27 @@ fn seeds(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn verdict(cfg: &SimConfig) -> (Verdict, sim::SimResult) {
+/// What went wrong in a run, if anything: an invariant violation or a non-linearizable history.
+fn failure(cfg: &SimConfig) -> (Option<String>, sim::SimResult) {
     let result = run(cfg);
-    let check = checker::check(&result.history, &CheckOptions::default());
-    if check.verdict == Verdict::Invalid {
-        let a = check
-            .keys
-            .iter()
-            .find_map(|k| k.anomaly.as_ref())
-            .expect("anomaly");
-        eprintln!("seed {}: {}", cfg.seed, a.explanation);
+    if let Some(v) = &result.violation {
+        return (Some(v.clone()), result);
     }
-    (check.verdict, result)
+    let check = checker::check(&result.history, &CheckOptions::default());
+    let problem = match check.verdict {
+        Verdict::Valid => None,
+        Verdict::Invalid => Some(
+            check
+                .keys
+                .iter()
+                .find_map(|k| k.anomaly.as_ref())
+                .map_or("not linearizable".into(), |a| {
+                    format!("not linearizable: {}", a.explanation)
+                }),
+        ),
+        Verdict::Unknown => Some("the checker gave up".into()),
+    };
+    (problem, result)
 }
 
 fn replay_hint(cfg: &SimConfig) -> String {
@@ -36,35 +47,43 @@ fn replay_hint(cfg: &SimConfig) -> String {
     )
 }
 
-fn all_valid(nodes: usize, seeds: u64) {
-    let mut ok = 0;
-    let mut ops = 0;
+fn all_pass(nodes: usize, seeds: u64) {
+    let mut stats = sim::Stats::default();
+    let started = std::time::Instant::now();
     for seed in 0..seeds {
         let mut cfg = SimConfig::new(seed);
         cfg.nodes = nodes;
-        let (v, result) = verdict(&cfg);
-        assert_eq!(
-            v,
-            Verdict::Valid,
-            "seed {seed} is not linearizable; {}",
-            replay_hint(&cfg)
-        );
-        ok += result.ok;
-        ops += result.history.ops.len();
+        let (problem, result) = failure(&cfg);
+        if let Some(p) = problem {
+            panic!("seed {seed}: {p}\n{cfg:?}\n{}", replay_hint(&cfg));
+        }
+        stats.crashes += result.stats.crashes;
+        stats.snapshots += result.stats.snapshots;
+        stats.installs += result.stats.installs;
+        stats.checkpoints += result.stats.checkpoints;
     }
-    // Faults and loss cost availability, but most operations must still succeed: a cluster that
-    // stops making progress would pass the linearizability check vacuously.
-    assert!(ok * 2 > ops, "only {ok} of {ops} operations succeeded");
+    eprintln!(
+        "{seeds} seeds of {nodes} nodes in {:.1?}: {} crashes, {} snapshots, {} installs, {} checkpoints",
+        started.elapsed(),
+        stats.crashes,
+        stats.snapshots,
+        stats.installs,
+        stats.checkpoints
+    );
+    // The simulation must exercise what it claims to.
+    assert!(
+        stats.crashes > 0 && stats.snapshots > 0 && stats.installs > 0 && stats.checkpoints > 0
+    );
 }
 
 #[test]
-fn three_replicas_stay_linearizable_under_loss_partitions_and_crashes() {
-    all_valid(3, seeds(1500));
+fn three_nodes_keep_agreement_linearizability_and_liveness() {
+    all_pass(3, seeds(600));
 }
 
 #[test]
-fn five_replicas_stay_linearizable_under_loss_partitions_and_crashes() {
-    all_valid(5, seeds(500));
+fn five_nodes_keep_agreement_linearizability_and_liveness() {
+    all_pass(5, seeds(200));
 }
 
 #[test]
@@ -74,8 +93,8 @@ fn without_faults_every_operation_succeeds() {
         cfg.faults = false;
         cfg.loss = 0.0;
         cfg.duplicate = 0.0;
-        let (v, result) = verdict(&cfg);
-        assert_eq!(v, Verdict::Valid, "{}", replay_hint(&cfg));
+        let (problem, result) = failure(&cfg);
+        assert_eq!(problem, None, "{}", replay_hint(&cfg));
         // Operations sent before the first election may be refused; after it, none may be.
         let late: Vec<_> = result
             .history
@@ -102,13 +121,12 @@ fn without_faults_every_operation_succeeds() {
     }
 }
 
-/// Finds a seed for which the checker reports a violation, proving the simulation can see
-/// this bug at all.
+/// Finds a seed for which a run fails, proving the simulation can see this bug at all.
 fn caught(configure: impl Fn(&mut SimConfig)) -> Option<u64> {
     (0..300).find(|&seed| {
         let mut cfg = SimConfig::new(seed);
         configure(&mut cfg);
-        verdict(&cfg).0 == Verdict::Invalid
+        failure(&cfg).0.is_some()
     })
 }
 
@@ -138,25 +156,33 @@ fn replay() {
     {
         cfg.nodes = n;
     }
-    let result = run(&cfg);
-    let check = checker::check(&result.history, &CheckOptions::default());
+    let (problem, result) = failure(&cfg);
     eprintln!(
-        "{cfg:?}\n{} ops, {} ok, {} us simulated: {:?}",
+        "{cfg:?}\n{} ops, {} ok, {} us simulated, {:?}",
         result.history.ops.len(),
         result.ok,
         result.elapsed,
-        check.verdict
+        result.stats
     );
-    for k in &check.keys {
-        if let Some(a) = &k.anomaly {
-            eprintln!("{}: {}", k.key, a.explanation);
-            for op in &a.around {
-                eprintln!(
-                    "  {} {:>9}..{:<9?} {}",
-                    op.process, op.invoke, op.complete, op.text
-                );
-            }
+    assert_eq!(problem, None);
+}
+
+#[test]
+#[ignore = "searches seeds for the first failure: KVLAB_SIM_SEEDS=N [KVLAB_SIM_NODES=3]"]
+fn search() {
+    let nodes = std::env::var("KVLAB_SIM_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let started = std::time::Instant::now();
+    for seed in 0..seeds(10_000) {
+        let mut cfg = SimConfig::new(seed);
+        cfg.nodes = nodes;
+        if let (Some(p), _) = failure(&cfg) {
+            eprintln!("seed {seed} (after {:.1?}): {p}", started.elapsed());
+            eprintln!("{cfg:?}");
+            return;
         }
     }
-    assert_eq!(check.verdict, Verdict::Valid);
+    eprintln!("no failure in {:.1?}", started.elapsed());
 }

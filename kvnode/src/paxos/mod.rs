@@ -9,3 +9,6 @@ mod replica;
 
 pub use message::{Ballot, Durable, Event, Message, NodeId, Outbox, Snapshot};
 pub use replica::{NotLeader, Replica, ReplicaConfig};
+
+#[cfg(test)]
+mod tests;

@@ -241,6 +241,11 @@ impl Replica {
         self.promised
     }
 
+    /// The ballot in which this replica's log was last synced with a leader.
+    pub fn accepted(&self) -> Ballot {
+        self.accepted
+    }
+
     fn majority(&self) -> usize {
         self.cfg.group.len() / 2 + 1
     }

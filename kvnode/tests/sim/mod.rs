@@ -685,13 +685,37 @@ impl Sim {
             let top = replicas.iter().map(|r| r.1).max().unwrap_or(0);
             if let Some((n, d)) = replicas.iter().find(|r| r.1 < top) {
                 self.violation = Some(format!(
-                    "liveness: {} ms after the final heal, partition {p} on n{} has decided {d} entries, another replica {top}",
+                    "liveness: {} ms after the final heal, partition {p} on n{} has decided {d} entries, another replica {top}\n{}",
                     LIVENESS_BOUND / 1000,
-                    n + 1
+                    n + 1,
+                    self.describe(p)
                 ));
                 return;
             }
         }
+    }
+
+    /// Every replica of partition `p`, one line each, for a failure message.
+    fn describe(&self, p: u32) -> String {
+        let mut lines = Vec::new();
+        for (n, node) in self.nodes.iter().enumerate() {
+            let Some(core) = &node.core else { continue };
+            let Some((_, part)) = core.partitions().find(|(id, _)| *id == p) else {
+                continue;
+            };
+            let r = part.replica();
+            lines.push(format!(
+                "  n{}: leader {:?}, promised {:?}, accepted {:?}, log [{}, {}), decided {}",
+                n + 1,
+                r.leader(),
+                r.promised(),
+                r.accepted(),
+                r.first_index(),
+                r.log_len(),
+                r.decided()
+            ));
+        }
+        lines.join("\n")
     }
 
     /// Agreement, checked on node `n` after every step: every decided entry it holds equals the

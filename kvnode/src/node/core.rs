@@ -62,7 +62,7 @@ pub enum Input<R> {
     Synced {
         batch: u64,
     },
-    /// The write-ahead log grew large: write a checkpoint.
+    /// The write-ahead log grew large: replace it by a checkpoint at the end of this batch.
     CheckpointWanted,
 }
 
@@ -147,6 +147,8 @@ pub struct NodeCore<R> {
     send: Vec<(NodeId, PeerMessage)>,
     replies: Vec<(R, WireResponse)>,
     checkpoints: u64,
+    /// The log asked for a checkpoint; it is written at the end of the batch.
+    checkpoint_wanted: bool,
 }
 
 /// Encodes a replica record as the write-ahead log stores it.
@@ -221,6 +223,7 @@ impl<R> NodeCore<R> {
             send: Vec::new(),
             replies: Vec::new(),
             checkpoints: 0,
+            checkpoint_wanted: false,
         })
     }
 
@@ -291,7 +294,7 @@ impl<R> NodeCore<R> {
                     self.with_partition(id, |p, _, rs| p.persisted(batch, rs));
                 }
             }
-            Input::CheckpointWanted => self.checkpoint(),
+            Input::CheckpointWanted => self.checkpoint_wanted = true,
         }
         while let Some((partition, msg)) = self.local.pop_front() {
             let me = self.me;
@@ -304,6 +307,9 @@ impl<R> NodeCore<R> {
         for id in self.partition_ids() {
             let seq = self.next_batch;
             self.with_partition(id, |p, out, _| p.flush(seq, out));
+        }
+        if std::mem::take(&mut self.checkpoint_wanted) {
+            self.checkpoint();
         }
         let wal = if self.batch.records.is_empty()
             && self.batch.held.is_empty()
@@ -362,14 +368,11 @@ impl<R> NodeCore<R> {
         }
     }
 
-    /// Replaces the log by records that rebuild every partition's current durable state.
+    /// Replaces the log by records that rebuild every partition's current durable state. Called
+    /// at the end of [`NodeCore::flush`], so that no record of the batch follows the checkpoint
+    /// (the log writes the batch's records first, then replaces itself by the checkpoint: a
+    /// record written after the state was captured would be lost).
     fn checkpoint(&mut self) {
-        // Whatever the open batch holds goes to the log first; the checkpoint follows it in the
-        // same batch, so the log's order is kept.
-        let seq = self.next_batch;
-        for id in self.partition_ids() {
-            self.with_partition(id, |p, out, _| p.flush(seq, out));
-        }
         let mut records = Vec::new();
         for (&p, part) in &self.partitions {
             for d in part.replica().checkpoint() {

@@ -323,32 +323,38 @@ impl Replica {
     /// Sends what proposals since the last flush added: one durable record for the new
     /// entries and pipelined Accepts to every synced follower.
     pub fn flush(&mut self, out: &mut Outbox) {
+        self.persist_proposals(out);
+        self.send_accepts(out);
+    }
+
+    /// Persists the entries proposed since the last flush and counts our own acceptance of them
+    /// once they are durable. Only a leader proposes, so only a leader has any.
+    fn persist_proposals(&mut self, out: &mut Outbox) {
         let len = self.log_len();
         let me = self.cfg.me;
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        let Some(own) = l.peers.get(&me) else { return };
+        let own = l.peers.get_mut(&me).expect("leader tracks itself");
         let start = own.next;
-        if start < len {
-            out.persist.push(Durable::Append {
-                start,
-                entries: self.entries[(start - self.offset) as usize..].to_vec(),
-            });
-            let ballot = l.ballot;
-            l.peers.get_mut(&me).expect("leader tracks itself").next = len;
-            out.after_persist.push((
-                me,
-                Message::Accepted {
-                    ballot,
-                    log_len: len,
-                    decided: self.decided,
-                    synced: true,
-                    gap: false,
-                },
-            ));
+        if start >= len {
+            return;
         }
-        self.send_accepts(out);
+        own.next = len;
+        out.persist.push(Durable::Append {
+            start,
+            entries: self.entries[(start - self.offset) as usize..].to_vec(),
+        });
+        out.after_persist.push((
+            me,
+            Message::Accepted {
+                ballot: l.ballot,
+                log_len: len,
+                decided: self.decided,
+                synced: true,
+                gap: false,
+            },
+        ));
     }
 
     /// Replaces the log prefix below `snapshot.index` (which must be applied, so decided).
@@ -446,9 +452,15 @@ impl Replica {
             promises: BTreeMap::new(),
             since_start: 0,
         };
-        // Our own acceptor answers too: its promise counts once it is durable.
+        // Our own promise is durable before anyone hears of the ballot: a node that crashes
+        // mid-campaign restarts with `promised` at this ballot and never campaigns with it again,
+        // so no ballot ever leads two different logs.
+        self.promised = ballot;
+        out.persist.push(Durable::Promise(ballot));
+        self.set_leader(None, out);
+        // Our own acceptor answers too (its promise counts like any other).
         for &to in &self.cfg.group {
-            out.send.push((to, self.prepare(ballot)));
+            out.after_persist.push((to, self.prepare(ballot)));
         }
     }
 
@@ -500,11 +512,8 @@ impl Replica {
             if from != self.cfg.me && Some(from) != self.leader && self.leader_alive() {
                 return;
             }
-            let own_candidacy =
-                matches!(&self.role, Role::Candidate { ballot: b, .. } if *b == ballot);
-            if !own_candidacy {
-                self.step_down(out);
-            }
+            // (Our own candidacy promised its ballot when it started, so this is another's.)
+            self.step_down(out);
             self.promised = ballot;
             out.persist.push(Durable::Promise(ballot));
             self.set_leader(None, out);
@@ -697,6 +706,9 @@ impl Replica {
     /// Leaves candidacy or leadership: pending reads fail, proposals stay in the log (a later
     /// leader may still choose them).
     fn step_down(&mut self, out: &mut Outbox) {
+        // Proposals not yet flushed stay in the log, so they must reach the disk like every
+        // other entry: a Promise reports them, and a later leadership counts them as ours.
+        self.persist_proposals(out);
         if let Role::Leader(l) = std::mem::replace(&mut self.role, Role::Follower) {
             for r in l.reads {
                 out.events.push(Event::ReadFailed { id: r.id });
@@ -752,14 +764,9 @@ impl Replica {
         if !self.accept_leader(from, ballot, out) {
             return;
         }
-        if self.accepted == ballot {
-            // Already synced in this ballot (a duplicate or a re-sync): our log is a prefix of
-            // the leader's, so only extend it; truncating could drop acknowledged entries.
-            self.on_accept(from, ballot, start, entries, decided, out);
-            return;
-        }
-        let mut start = start;
-        let mut entries = entries;
+        // A snapshot covers a decided prefix, so it is safe to install whatever our log holds;
+        // it must be installed even when we are already synced in this ballot, or a follower
+        // whose log ends below the leader's snapshot could never catch up.
         if let Some(s) = snapshot
             && s.index > self.offset
         {
@@ -767,11 +774,19 @@ impl Replica {
             out.events.push(Event::InstallSnapshot(s.clone()));
             self.install(s);
         }
+        let mut start = start;
+        let mut entries = entries;
         if start < self.offset {
             // We compacted a decided prefix the leader still sent; it is identical.
             let skip = ((self.offset - start) as usize).min(entries.len());
             entries.drain(..skip);
             start = self.offset;
+        }
+        if self.accepted == ballot {
+            // Already synced in this ballot (a duplicate or a re-sync): our log is a prefix of
+            // the leader's, so only extend it; truncating could drop acknowledged entries.
+            self.on_accept(from, ballot, start, entries, decided, out);
+            return;
         }
         if start > self.log_len() {
             // Cannot happen for a sync computed from our own promise; ask for a re-sync.

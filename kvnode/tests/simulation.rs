@@ -143,7 +143,7 @@ fn unsafe_early_acknowledgement_is_caught() {
 }
 
 #[test]
-#[ignore = "replays one seed: KVLAB_SIM_SEED=N [KVLAB_SIM_NODES=3]"]
+#[ignore = "replays one seed: KVLAB_SIM_SEED=N [KVLAB_SIM_NODES=3] [KVLAB_SIM_HISTORY=1]"]
 fn replay() {
     let seed = std::env::var("KVLAB_SIM_SEED")
         .expect("set KVLAB_SIM_SEED")
@@ -157,6 +157,11 @@ fn replay() {
         cfg.nodes = n;
     }
     let (problem, result) = failure(&cfg);
+    if std::env::var_os("KVLAB_SIM_HISTORY").is_some() {
+        for op in &result.history.ops {
+            eprintln!("{op:?}");
+        }
+    }
     eprintln!(
         "{cfg:?}\n{} ops, {} ok, {} us simulated, {:?}",
         result.history.ops.len(),

@@ -768,7 +768,11 @@ impl Sim {
         if self.side[from] != self.side[to] || self.rng.random_bool(self.cfg.loss) {
             return;
         }
-        if self.rng.random_bool(self.cfg.duplicate) {
+        // The real transport (one TCP stream per link, nothing re-sent) never duplicates, and
+        // forwarding relies on that: a duplicated Forward could be refused after its twin was
+        // proposed. Replica messages are duplicated, since the protocol re-sends them itself.
+        let replica_message = matches!(msg, PeerMessage::Paxos { .. });
+        if replica_message && self.rng.random_bool(self.cfg.duplicate) {
             let d = self.rng.random_range(100..3_000);
             self.at(
                 d,

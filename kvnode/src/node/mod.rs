@@ -126,6 +126,7 @@ pub async fn run(
     });
 
     info!(node = %options.id, "serving");
+    let mut housekeeping = core.housekeeping();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -150,6 +151,7 @@ pub async fn run(
                     }
                 }
                 let out = core.flush();
+                housekeeping = log_housekeeping(housekeeping, core.housekeeping());
                 for (to, msg) in out.send {
                     if let Some(Some(link)) = links.get(to as usize) {
                         link.send(msg);
@@ -171,6 +173,26 @@ pub async fn run(
     info!(node = %options.id, "shutting down");
     drop(lock);
     Ok(())
+}
+
+/// Log phrases, one line per event, that the bench counts in node logs to show that compaction
+/// happened during a run (counts in memory die with a killed process; log lines do not).
+pub const LOG_SNAPSHOT_TAKEN: &str = "took a snapshot";
+pub const LOG_SNAPSHOT_INSTALLED: &str = "installed a snapshot from the leader";
+pub const LOG_CHECKPOINT: &str = "checkpointed the write-ahead log";
+
+/// Logs one line per snapshot taken or installed and per checkpoint since `before`.
+fn log_housekeeping(before: Housekeeping, now: Housekeeping) -> Housekeeping {
+    for _ in before.snapshots..now.snapshots {
+        info!("{LOG_SNAPSHOT_TAKEN}");
+    }
+    for _ in before.installs..now.installs {
+        info!("{LOG_SNAPSHOT_INSTALLED}");
+    }
+    for _ in before.checkpoints..now.checkpoints {
+        info!("{LOG_CHECKPOINT}");
+    }
+    now
 }
 
 /// Holds an exclusive lock on the data directory for as long as the node runs, so two nodes can

@@ -222,7 +222,11 @@ impl Group {
             "n{n}: the durable log's extent differs from the live one's"
         );
         for i in live.first_index()..live.log_len() {
-            assert_eq!(back.entry(i), live.entry(i), "n{n}: index {i} differs on disk");
+            assert_eq!(
+                back.entry(i),
+                live.entry(i),
+                "n{n}: index {i} differs on disk"
+            );
         }
     }
 }
@@ -269,7 +273,10 @@ fn proposals_flushed_after_stepping_down_are_still_made_durable() {
     g.run();
     g.assert_durable_log(0);
     // The node wins again and goes on; after a power cycle every replica must agree.
-    assert!(g.replica(0).is_leader(), "n0 re-elected itself above the nack");
+    assert!(
+        g.replica(0).is_leader(),
+        "n0 re-elected itself above the nack"
+    );
     g.propose(0, "Y");
     g.run();
     g.settle(HEARTBEAT);

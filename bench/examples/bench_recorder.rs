@@ -15,6 +15,7 @@ use bench::cluster::{Cluster, ClusterSpec, find_kvnode};
 use bench::profile::Profile;
 use bench::recorder::{Event, Process, Recorder};
 use bench::run::measure_workload;
+use kvnode::config::Timing;
 
 fn main() -> anyhow::Result<()> {
     let mut seconds = 10u64;
@@ -61,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             nodes: 3,
             partitions: 8,
             replication: 3,
+            timing: Timing::default(),
             kvnode: node,
             node_args: Vec::new(),
         };

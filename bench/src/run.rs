@@ -9,12 +9,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use checker::{CheckOptions, ReadOptions, Verdict};
+use kvnode::config::Timing;
 use nemesis::schedule::ScheduleSpec;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::cli::RunArgs;
-use crate::cluster::{Cluster, ClusterSpec, find_kvnode};
+use crate::cluster::{Cluster, ClusterSpec, Compaction, find_kvnode};
 use crate::faults::drive_nemesis;
 use crate::profile::{KeyChooser, Profile, duration_serde};
 use crate::recorder::Recorder;
@@ -35,6 +36,9 @@ pub struct RunConfig {
     pub partitions: u32,
     pub replication: usize,
     pub node_args: Vec<String>,
+    /// A config recorded before the bench chose its own thresholds ran with kvnode's.
+    #[serde(default = "Compaction::kvnode_default")]
+    pub compaction: Compaction,
     pub profile: Profile,
     pub nemesis: ScheduleSpec,
 }
@@ -58,6 +62,7 @@ impl RunConfig {
                 partitions: 8,
                 replication: 3,
                 node_args: Vec::new(),
+                compaction: Compaction::BENCH,
                 profile: Profile::builtin("register").expect("built in"),
                 nemesis: ScheduleSpec::from_name_or_file("mix")?,
             },
@@ -81,6 +86,12 @@ impl RunConfig {
         if !args.node_arg.is_empty() {
             cfg.node_args.clone_from(&args.node_arg);
         }
+        if let Some(n) = args.snapshot_every {
+            cfg.compaction.snapshot_every = n;
+        }
+        if let Some(n) = args.wal_checkpoint_bytes {
+            cfg.compaction.wal_checkpoint_bytes = n;
+        }
         if let Some(t) = &args.test {
             cfg.test.clone_from(t);
         }
@@ -92,6 +103,9 @@ impl RunConfig {
             .map_err(|e| anyhow::anyhow!("profile {}: {e}", cfg.profile.name))?;
         if cfg.nodes == 0 {
             bail!("--nodes must be at least 1");
+        }
+        if cfg.compaction.snapshot_every == 0 || cfg.compaction.wal_checkpoint_bytes == 0 {
+            bail!("--snapshot-every and --wal-checkpoint-bytes must be at least 1");
         }
         Ok(cfg)
     }
@@ -129,12 +143,15 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let _ = std::os::unix::fs::symlink(dir.strip_prefix(&out).unwrap_or(&dir), &latest);
     std::fs::write(dir.join("config.toml"), toml::to_string(&cfg)?).context("write config.toml")?;
     eprintln!(
-        "bench: {} for {}, profile {}, nemesis {}, seed {} -> {}",
+        "bench: {} for {}, profile {}, nemesis {}, seed {}, snapshot every {} entries, \
+         WAL checkpoint at {} bytes -> {}",
         cfg.test,
         humantime::format_duration(cfg.time_limit),
         cfg.profile.name,
         cfg.nemesis.name.clone(),
         cfg.seed,
+        cfg.compaction.snapshot_every,
+        cfg.compaction.wal_checkpoint_bytes,
         dir.display()
     );
 
@@ -142,6 +159,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         nodes: cfg.nodes,
         partitions: cfg.partitions,
         replication: cfg.replication,
+        timing: cfg.compaction.timing(),
         kvnode,
         node_args: cfg.node_args.clone(),
     };
@@ -277,6 +295,7 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             nodes: args.nodes,
             partitions: 8,
             replication: args.nodes.min(3),
+            timing: Timing::default(),
             kvnode: find_kvnode(args.kvnode.as_deref())?,
             node_args: args.node_arg.clone(),
         };
@@ -301,5 +320,43 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             eprintln!("bench cluster: {e:#}");
             crate::cli::EXIT_USAGE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_recorded_before_compaction_knobs_repeats_with_kvnode_thresholds() {
+        let fresh = RunConfig::resolve(&RunArgs::default()).unwrap();
+        assert_eq!(fresh.compaction, Compaction::BENCH);
+        let text = toml::to_string(&fresh).unwrap();
+        assert!(text.contains("[compaction]"), "{text}");
+        let old = text
+            .lines()
+            .filter(|l| !l.starts_with("[compaction]") && !l.contains("snapshot_every"))
+            .filter(|l| !l.contains("wal_checkpoint_bytes"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let old: RunConfig = toml::from_str(&old).unwrap();
+        assert_eq!(old.compaction, Compaction::kvnode_default());
+    }
+
+    #[test]
+    fn compaction_flags_override_the_defaults_and_zero_is_refused() {
+        let args = RunArgs {
+            snapshot_every: Some(7),
+            wal_checkpoint_bytes: Some(4096),
+            ..RunArgs::default()
+        };
+        let cfg = RunConfig::resolve(&args).unwrap();
+        assert_eq!(cfg.compaction.snapshot_every, 7);
+        assert_eq!(cfg.compaction.wal_checkpoint_bytes, 4096);
+        let zero = RunArgs {
+            snapshot_every: Some(0),
+            ..RunArgs::default()
+        };
+        assert!(RunConfig::resolve(&zero).is_err());
     }
 }

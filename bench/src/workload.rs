@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
+use crate::cluster::Compaction;
 use crate::profile::{KeyChooser, OpKind, Profile};
 use crate::recorder::{Event, Process, Recorder};
 use crate::run::RunConfig;
@@ -101,6 +102,10 @@ pub async fn measure_workload(
             partitions: cluster_config.partitions,
             replication: cluster_config.replication,
             node_args: Vec::new(),
+            compaction: Compaction {
+                snapshot_every: cluster_config.timing.snapshot_every,
+                wal_checkpoint_bytes: cluster_config.timing.wal_checkpoint_bytes,
+            },
             profile,
             nemesis: ScheduleSpec::from_name_or_file("none")?,
         },

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod compaction;
 mod faults;
 pub mod profile;
 pub mod recorder;

@@ -16,10 +16,11 @@ use tokio::sync::Mutex;
 
 use crate::cli::RunArgs;
 use crate::cluster::{Cluster, ClusterSpec, Compaction, find_kvnode};
+use crate::compaction::{CompactionCounts, CompactionReport};
 use crate::faults::drive_nemesis;
 use crate::profile::{KeyChooser, Profile, duration_serde};
 use crate::recorder::Recorder;
-use crate::summary::{RunFacts, print_latency, progress, results};
+use crate::summary::{ResultsFile, RunFacts, print_latency, progress, results};
 use crate::workload::{Ctx, Stats, final_reads, worker};
 
 pub use crate::workload::{Throughput, measure_workload};
@@ -238,6 +239,17 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     signals.abort();
     let events = ctx.recorder.finish().context("write history.jsonl")?;
     let elapsed = start.elapsed();
+    // Counted once every node is down, so that each log is complete.
+    let compaction = match CompactionCounts::of_run(&dir, &names) {
+        Ok(counts) => Some(CompactionReport {
+            thresholds: ctx.cfg.compaction,
+            counts,
+        }),
+        Err(e) => {
+            eprintln!("bench run: cannot count compaction in the node logs: {e}");
+            None
+        }
+    };
 
     let history_path = dir.join("history.jsonl");
     let read_started = Instant::now();
@@ -257,9 +269,13 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             events,
         },
     );
+    let written = ResultsFile {
+        results: &results,
+        compaction,
+    };
     std::fs::write(
         dir.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
+        serde_json::to_string_pretty(&written)?,
     )
     .context("write results.json")?;
     let summary = crate::check::render(
@@ -270,6 +286,9 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     );
     print!("{summary}");
     print_latency(&stats);
+    if let Some(c) = compaction {
+        println!("{c}");
+    }
     // A report that cannot be drawn must not hide the verdict: say why and go on.
     match reports::render_with(&dir, results, &history) {
         Ok(report) => println!("report: {}", report.html.display()),

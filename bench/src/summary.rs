@@ -7,7 +7,19 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use reports::{CheckerSummary, FaultWindow, Quantiles, RunResults};
 
+use crate::compaction::CompactionReport;
 use crate::workload::{Ctx, Stats};
+
+/// `results.json` as the bench writes it: the results the report reads, plus what only the bench
+/// knows (readers that do not know a field ignore it).
+#[derive(serde::Serialize)]
+pub(crate) struct ResultsFile<'a> {
+    #[serde(flatten)]
+    pub results: &'a RunResults,
+    /// Absent when the node logs could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<CompactionReport>,
+}
 
 /// The live progress line: rewritten in place on a terminal, one line every 5 s otherwise.
 pub(crate) async fn progress(ctx: Arc<Ctx>) {

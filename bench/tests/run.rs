@@ -89,6 +89,8 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
     }
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
     assert_eq!(results["verdict"], "valid");
     assert_eq!(results["seed"], 11);
     assert!(results["ok"].as_u64().unwrap() > 100, "{results}");
@@ -96,6 +98,18 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
         results["latency"]["read"]["p50_ms"].as_f64().is_some(),
         "{results}"
     );
+    // The compaction thresholds the nodes ran with, and what they did with them.
+    let compaction = &results["compaction"];
+    assert_eq!(
+        compaction["snapshot_every"].as_u64(),
+        config["compaction"]["snapshot_every"]
+            .as_integer()
+            .map(|n| n as u64),
+        "{results}"
+    );
+    for count in ["snapshots_taken", "snapshots_installed", "wal_checkpoints"] {
+        assert!(compaction[count].as_u64().is_some(), "{results}");
+    }
     // Every fault start has its end, and the nemesis events are in the history.
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     assert!(

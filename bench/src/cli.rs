@@ -73,10 +73,11 @@ pub struct RunArgs {
     /// Extra flag for every kvnode, e.g. --node-arg=--unsafe-read-local (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     pub node_arg: Vec<String>,
-    /// Each partition snapshots and compacts its log every N applied entries (default 200).
+    /// Each partition snapshots and compacts its log every N applied entries (default 100).
     #[arg(long, value_name = "N")]
     pub snapshot_every: Option<u64>,
-    /// Each node checkpoints its write-ahead log once it grows past N bytes (default 1 MiB).
+    /// Each node checkpoints its write-ahead log once it grows past N bytes (default 64 KiB, or
+    /// four times an estimate of the profile's data if larger).
     #[arg(long, value_name = "N")]
     pub wal_checkpoint_bytes: Option<u64>,
 }

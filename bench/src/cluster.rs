@@ -17,7 +17,6 @@ use anyhow::{Context, bail};
 use kvnode::client::Client;
 use kvnode::config::{ClusterConfig, Link, NodeConfig, Timing};
 use nemesis::proxy::{Link as ProxyLink, LinkLayer};
-use serde::{Deserialize, Serialize};
 
 pub struct ClusterSpec {
     pub nodes: usize,
@@ -27,49 +26,6 @@ pub struct ClusterSpec {
     pub timing: Timing,
     pub kvnode: NodeBinary,
     pub node_args: Vec<String>,
-}
-
-/// When nodes compact: the two thresholds of [`Timing`] that a bench run chooses and records.
-///
-/// kvnode's own defaults are sized for production and never trigger in a run of a minute, so a
-/// run with them would never exercise snapshots, snapshot installs or log checkpoints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Compaction {
-    /// A partition snapshots and compacts its log every this many applied entries.
-    pub snapshot_every: u64,
-    /// A node rewrites its write-ahead log as a checkpoint once it grows past this many bytes.
-    pub wal_checkpoint_bytes: u64,
-}
-
-impl Compaction {
-    /// The bench's default. Under the default workload (`register`, 400 ops/s over 8 partitions)
-    /// each partition applies roughly 50 entries a second, so every partition snapshots every
-    /// few seconds, a node restarted or cut off for a second or more is usually behind its
-    /// leaders' snapshots and needs one installed, and each node's log (every partition's
-    /// records) reaches a checkpoint every few seconds.
-    pub const BENCH: Compaction = Compaction {
-        snapshot_every: 200,
-        wal_checkpoint_bytes: 1 << 20,
-    };
-
-    /// kvnode's defaults: what runs recorded before the bench chose its own ran with.
-    pub fn kvnode_default() -> Compaction {
-        let t = Timing::default();
-        Compaction {
-            snapshot_every: t.snapshot_every,
-            wal_checkpoint_bytes: t.wal_checkpoint_bytes,
-        }
-    }
-
-    /// kvnode's default timing with these thresholds.
-    pub fn timing(self) -> Timing {
-        Timing {
-            snapshot_every: self.snapshot_every,
-            wal_checkpoint_bytes: self.wal_checkpoint_bytes,
-            ..Timing::default()
-        }
-    }
 }
 
 /// How to start a node.

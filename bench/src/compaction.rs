@@ -1,4 +1,5 @@
-//! How often the nodes compacted during a run, counted from their logs.
+//! Compaction in a run: the thresholds the nodes run with ([`Compaction`]), and how often they
+//! compacted ([`CompactionCounts`]), counted from their logs.
 //!
 //! Each node logs one line per snapshot it takes, per snapshot it installs from a leader and per
 //! write-ahead log checkpoint, with phrases that kvnode exports for this purpose. Log lines are
@@ -8,10 +9,63 @@
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
+use kvnode::config::Timing;
 use kvnode::node::{LOG_CHECKPOINT, LOG_SNAPSHOT_INSTALLED, LOG_SNAPSHOT_TAKEN};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cluster::Compaction;
+use crate::profile::Profile;
+
+/// When nodes compact: the two thresholds of [`Timing`] that a bench run chooses and records.
+///
+/// kvnode's own defaults are sized for production and never trigger in a run of a minute, so a
+/// run with them would never exercise snapshots, snapshot installs or log checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compaction {
+    /// A partition snapshots and compacts its log every this many applied entries.
+    pub snapshot_every: u64,
+    /// A node rewrites its write-ahead log as a checkpoint once it grows past this many bytes.
+    pub wal_checkpoint_bytes: u64,
+}
+
+impl Compaction {
+    /// The bench's default for a workload. Measured with the default run (`register` at
+    /// 400 ops/s, nemesis `mix`, 60 s, 2 cores): each partition applies about 25 entries a second,
+    /// so every 100 entries each node snapshots each partition every 4 s or so (about 300
+    /// snapshots a minute over 3 nodes), a node killed or cut off for 3 s is usually behind a
+    /// snapshot of its leader (20 to 30 installs a minute), and each node's log grows by about
+    /// 9 KB a second past a checkpoint of about 10 KB, so 64 KiB checkpoints it every 7 s.
+    ///
+    /// A checkpoint rewrites all of a node's data, and the log asks for the next one as soon as it
+    /// is past the threshold again: a threshold below the checkpoint's own size checkpoints every
+    /// other batch (it halved `ycsb-a`'s throughput at 64 KiB). So the threshold is at least four
+    /// times a generous estimate of the profile's data.
+    pub fn for_profile(profile: &Profile) -> Compaction {
+        let data = profile.keys * (profile.value_size as u64 + 64);
+        Compaction {
+            snapshot_every: 100,
+            wal_checkpoint_bytes: (4 * data).max(64 << 10),
+        }
+    }
+
+    /// kvnode's defaults: what runs recorded before the bench chose its own ran with.
+    pub fn kvnode_default() -> Compaction {
+        let t = Timing::default();
+        Compaction {
+            snapshot_every: t.snapshot_every,
+            wal_checkpoint_bytes: t.wal_checkpoint_bytes,
+        }
+    }
+
+    /// kvnode's default timing with these thresholds.
+    pub fn timing(self) -> Timing {
+        Timing {
+            snapshot_every: self.snapshot_every,
+            wal_checkpoint_bytes: self.wal_checkpoint_bytes,
+            ..Timing::default()
+        }
+    }
+}
 
 /// Compaction events over every node of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -84,6 +138,19 @@ impl std::fmt::Display for CompactionReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_thresholds_stay_well_above_the_profile_data() {
+        let register = Profile::builtin("register").unwrap();
+        assert_eq!(
+            Compaction::for_profile(&register).wal_checkpoint_bytes,
+            64 << 10
+        );
+        // ycsb-a's checkpoints measured about 150 KB: a threshold below that checkpoints
+        // every other batch.
+        let ycsb = Profile::builtin("ycsb-a").unwrap();
+        assert!(Compaction::for_profile(&ycsb).wal_checkpoint_bytes >= 600_000);
+    }
 
     #[test]
     fn only_lines_with_the_exported_phrases_are_counted() {

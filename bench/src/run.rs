@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::cli::RunArgs;
-use crate::cluster::{Cluster, ClusterSpec, Compaction, find_kvnode};
-use crate::compaction::{CompactionCounts, CompactionReport};
+use crate::cluster::{Cluster, ClusterSpec, find_kvnode};
+use crate::compaction::{Compaction, CompactionCounts, CompactionReport};
 use crate::faults::drive_nemesis;
 use crate::profile::{KeyChooser, Profile, duration_serde};
 use crate::recorder::Recorder;
@@ -63,7 +63,8 @@ impl RunConfig {
                 partitions: 8,
                 replication: 3,
                 node_args: Vec::new(),
-                compaction: Compaction::BENCH,
+                // Chosen for the profile below, once the profile is known.
+                compaction: Compaction::kvnode_default(),
                 profile: Profile::builtin("register").expect("built in"),
                 nemesis: ScheduleSpec::from_name_or_file("mix")?,
             },
@@ -73,6 +74,9 @@ impl RunConfig {
         }
         if let Some(n) = &args.nemesis {
             cfg.nemesis = ScheduleSpec::from_name_or_file(n)?;
+        }
+        if args.config.is_none() {
+            cfg.compaction = Compaction::for_profile(&cfg.profile);
         }
         if let Some(t) = args.time_limit {
             cfg.time_limit = t;
@@ -349,7 +353,8 @@ mod tests {
     #[test]
     fn a_config_recorded_before_compaction_knobs_repeats_with_kvnode_thresholds() {
         let fresh = RunConfig::resolve(&RunArgs::default()).unwrap();
-        assert_eq!(fresh.compaction, Compaction::BENCH);
+        assert_eq!(fresh.compaction, Compaction::for_profile(&fresh.profile));
+        assert_ne!(fresh.compaction, Compaction::kvnode_default());
         let text = toml::to_string(&fresh).unwrap();
         assert!(text.contains("[compaction]"), "{text}");
         let old = text

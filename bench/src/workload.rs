@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
-use crate::cluster::Compaction;
+use crate::compaction::Compaction;
 use crate::profile::{KeyChooser, OpKind, Profile};
 use crate::recorder::{Event, Process, Recorder};
 use crate::run::RunConfig;

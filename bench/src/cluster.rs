@@ -261,13 +261,14 @@ impl Cluster {
         self.nodes[i].child.as_ref().map(Child::id)
     }
 
-    /// SIGKILL to the node's process group, reaped.
-    pub fn kill(&mut self, name: &str) {
+    /// SIGKILL to the node's process group; returns once the node is reaped (so that a restart
+    /// never races the dead node for its ports and data directory).
+    pub async fn kill(&mut self, name: &str) {
         if let Some(i) = self.index(name)
-            && let Some(mut child) = self.nodes[i].child.take()
+            && let Some(child) = self.nodes[i].child.take()
         {
             let _ = nemesis::process::kill_group(child.id());
-            let _ = child.wait();
+            reap(vec![child]).await;
         }
     }
 
@@ -309,23 +310,49 @@ impl Cluster {
         Ok(())
     }
 
-    /// Kills and reaps every node. Idempotent.
-    pub fn shutdown(&mut self) {
+    /// Kills every node and returns once each is reaped. Idempotent.
+    pub async fn shutdown(&mut self) {
+        reap(self.kill_all()).await;
+    }
+
+    /// SIGKILL to every node's process group; returns the children, for the caller to reap.
+    fn kill_all(&mut self) -> Vec<Child> {
+        let mut killed = Vec::new();
         for n in &mut self.nodes {
-            if let Some(mut child) = n.child.take() {
+            if let Some(child) = n.child.take() {
                 let pid = child.id();
                 if n.paused {
                     let _ = nemesis::process::resume_group(pid);
                 }
                 let _ = nemesis::process::kill_group(pid);
-                let _ = child.wait();
+                killed.push(child);
             }
         }
+        killed
     }
 }
 
+/// Waits for killed nodes on tokio's blocking pool, so the runtime's workers (the clients, the
+/// nemesis, the link layer's proxies) keep running meanwhile. The children move to the blocking
+/// thread, so they are reaped even if the caller stops waiting.
+async fn reap(killed: Vec<Child>) {
+    if killed.is_empty() {
+        return;
+    }
+    let reaped = tokio::task::spawn_blocking(move || {
+        for mut child in killed {
+            let _ = child.wait();
+        }
+    });
+    let _ = reaped.await;
+}
+
 impl Drop for Cluster {
+    /// Drop cannot await, so it reaps in place; the nodes have just been sent SIGKILL, so the
+    /// wait is short.
     fn drop(&mut self) {
-        self.shutdown();
+        for mut child in self.kill_all() {
+            let _ = child.wait();
+        }
     }
 }

@@ -180,7 +180,7 @@ async fn apply(
         Fault::Kill { nodes } => {
             for n in nodes {
                 if begin {
-                    c.kill(n);
+                    c.kill(n).await;
                 } else {
                     c.restart(n)?;
                 }

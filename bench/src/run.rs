@@ -224,7 +224,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     progress.abort();
     eprintln!();
     if interrupted.load(Ordering::SeqCst) {
-        cluster.lock().await.shutdown();
+        cluster.lock().await.shutdown().await;
         let _ = ctx.recorder.finish();
         bail!(
             "interrupted; the cluster is stopped and the partial history is in {}",
@@ -239,7 +239,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         c.wait_ready(Duration::from_secs(30)).await?;
     }
     final_reads(&ctx).await;
-    cluster.lock().await.shutdown();
+    cluster.lock().await.shutdown().await;
     signals.abort();
     let events = ctx.recorder.finish().context("write history.jsonl")?;
     let elapsed = start.elapsed();
@@ -333,7 +333,7 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        cluster.shutdown();
+        cluster.shutdown().await;
         println!("stopped");
         Ok(())
     });

@@ -19,7 +19,8 @@
 //!
 //! Invariants are checked after every core step and every restart, not only through the clients'
 //! history: **agreement** (no two replicas ever hold different commands at one decided index,
-//! nor different snapshots at one index) and, after the final heal, **liveness** (every replica
+//! nor different snapshots at one index), **one proposer per ballot** (no node leads in a ballot
+//! it already led in before a crash), and, after the final heal, **liveness** (every replica
 //! of every partition reaches the highest decided index, and a fresh write to each partition
 //! succeeds). Clients record a history that the real checker judges. Everything random comes
 //! from one seeded RNG and time is virtual (microseconds), so a seed replays exactly.
@@ -33,7 +34,7 @@ use kvnode::command::{Command, Op, Reply};
 use kvnode::config::{ClusterConfig, NodeConfig, Timing};
 use kvnode::node::core::{CoreOptions, Input, NodeCore, WalBatch};
 use kvnode::node::write_batches;
-use kvnode::paxos::NodeId;
+use kvnode::paxos::{Ballot, NodeId};
 use kvnode::wal::{LogStore, MemWal};
 use kvnode::wire::{Outcome as WireOutcome, PeerMessage, Request, Response as WireResponse};
 use rand::prelude::*;
@@ -63,6 +64,9 @@ pub struct SimConfig {
     pub max_batch: usize,
     /// Per-node WAL latency is drawn from `[wal_latency.0, wal_latency.1)` microseconds.
     pub wal_latency: (u64, u64),
+    /// One node whose disk is much slower than its peers' (latency in `[10, 30)` ms): it wins
+    /// elections on its peers' promises before its own is durable.
+    pub slow_disk: Option<usize>,
     pub snapshot_every: u64,
     pub checkpoint_bytes: u64,
     pub unsafe_read_local: bool,
@@ -87,6 +91,7 @@ impl SimConfig {
             faults: true,
             max_batch: *[1, 4, 16, 64, 512].choose(&mut rng).expect("not empty"),
             wal_latency: (50, rng.random_range(200..8_000)),
+            slow_disk: rng.random_bool(0.5).then(|| rng.random_range(0..3)),
             snapshot_every: rng.random_range(3..=24),
             checkpoint_bytes: rng.random_range(1..=16) << 10,
             unsafe_read_local: false,
@@ -111,9 +116,18 @@ pub struct SimResult {
 pub struct Stats {
     pub steps: u64,
     pub crashes: u64,
+    /// Election winners crashed just after winning.
+    pub traps: u64,
     pub snapshots: u64,
     pub installs: u64,
     pub checkpoints: u64,
+}
+
+/// A bit per partition this node leads.
+fn leads(core: &NodeCore<Tag>) -> u64 {
+    core.partitions()
+        .filter(|(_, p)| p.replica().is_leader())
+        .fold(0, |bits, (id, _)| bits | 1 << id)
 }
 
 /// Routes a reply back to the simulated client: (client, request id).
@@ -223,8 +237,14 @@ struct Sim {
     chosen: Vec<BTreeMap<u64, Command>>,
     /// Per partition: the snapshot data seen at each index.
     snapshots: Vec<BTreeMap<u64, Vec<u8>>>,
+    /// Per partition: which life of which node led in each ballot. Paxos needs every ballot to
+    /// have one proposer; a node that reuses a ballot after a crash breaks that.
+    leaders: Vec<BTreeMap<Ballot, (usize, u64)>>,
     violation: Option<String>,
     final_phase: bool,
+    /// Armed by a fault: crash the next node that wins an election, soon after it wins (while
+    /// its own records may still be in flight to its disk).
+    trap: bool,
     probes: usize,
     probes_ok: usize,
     stats: Stats,
@@ -286,7 +306,7 @@ impl Sim {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let cluster = cluster_config(&cfg);
         let nodes = (0..cfg.nodes)
-            .map(|_| Node {
+            .map(|n| Node {
                 core: None,
                 life: 0,
                 inbox: VecDeque::new(),
@@ -294,7 +314,11 @@ impl Sim {
                 wal: MemWal::new(),
                 wal_queue: Vec::new(),
                 wal_writing: None,
-                wal_latency: rng.random_range(cfg.wal_latency.0..cfg.wal_latency.1),
+                wal_latency: if cfg.slow_disk == Some(n) {
+                    rng.random_range(10_000..30_000)
+                } else {
+                    rng.random_range(cfg.wal_latency.0..cfg.wal_latency.1)
+                },
                 checkpoint_asked: false,
                 past: Stats::default(),
             })
@@ -332,8 +356,10 @@ impl Sim {
             ok: 0,
             chosen: vec![BTreeMap::new(); partitions],
             snapshots: vec![BTreeMap::new(); partitions],
+            leaders: vec![BTreeMap::new(); partitions],
             violation: None,
             final_phase: false,
+            trap: false,
             probes: 0,
             probes_ok: 0,
             stats: Stats::default(),
@@ -473,6 +499,7 @@ impl Sim {
         let node = &mut self.nodes[n];
         node.step_scheduled = false;
         let core = node.core.as_mut().expect("alive");
+        let led_before = leads(core);
         for (to, s) in side.iter().enumerate() {
             core.set_reachable(to as NodeId, *s == side[n]);
         }
@@ -483,11 +510,21 @@ impl Sim {
             core.handle(input);
         }
         let out = core.flush();
+        let won = leads(core) & !led_before != 0;
         if let Some(batch) = out.wal {
             node.wal_queue.push(batch);
         }
+        let wal_latency = node.wal_latency;
         let more = !node.inbox.is_empty();
         let life = node.life;
+        if won && self.trap {
+            self.trap = false;
+            self.stats.traps += 1;
+            let soon = self.rng.random_range(0..=2 * wal_latency);
+            self.at(soon, Ev::Crash(n));
+            let back = soon + self.rng.random_range(1_000..10_000);
+            self.at(back, Ev::Restart(n));
+        }
         for (to, msg) in out.send {
             self.send(n, to as usize, msg);
         }
@@ -593,7 +630,11 @@ impl Sim {
         }
         let n = self.cfg.nodes;
         let crashed = self.nodes.iter().filter(|x| x.core.is_none()).count();
-        if self.rng.random_bool(0.5) && crashed < (n - 1) / 2 {
+        let kind = self.rng.random_range(0..3);
+        if kind == 0 && crashed < (n - 1) / 2 {
+            // The next election winner crashes just after winning.
+            self.trap = true;
+        } else if kind == 1 && crashed < (n - 1) / 2 {
             let victim = self.rng.random_range(0..n);
             if self.nodes[victim].core.is_some() {
                 self.at(0, Ev::Crash(victim));
@@ -617,6 +658,7 @@ impl Sim {
             return;
         }
         self.final_phase = true;
+        self.trap = false;
         self.side = vec![false; self.cfg.nodes];
         for n in 0..self.cfg.nodes {
             if self.nodes[n].core.is_none() {
@@ -727,8 +769,23 @@ impl Sim {
         let Some(core) = &self.nodes[n].core else {
             return;
         };
+        let life = self.nodes[n].life;
         for (p, part) in core.partitions() {
             let r = part.replica();
+            if r.is_leader() {
+                let (first, first_life) = *self.leaders[p as usize]
+                    .entry(r.promised())
+                    .or_insert((n, life));
+                if (first, first_life) != (n, life) {
+                    self.violation = Some(format!(
+                        "ballot reuse: partition {p}: n{} leads in {:?}, which n{} led before in another life",
+                        n + 1,
+                        r.promised(),
+                        first + 1
+                    ));
+                    return;
+                }
+            }
             for i in r.first_index()..r.decided() {
                 let Some(cmd) = r.entry(i) else {
                     self.violation = Some(format!(

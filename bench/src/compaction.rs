@@ -33,7 +33,7 @@ impl Compaction {
     /// 400 ops/s, nemesis `mix`, 60 s, 2 cores): each partition applies about 25 entries a second,
     /// so every 100 entries each node snapshots each partition every 4 s or so (about 300
     /// snapshots a minute over 3 nodes), a node killed or cut off for 3 s is usually behind a
-    /// snapshot of its leader (20 to 30 installs a minute), and each node's log grows by about
+    /// snapshot of its leader (20 to 40 installs a minute), and each node's log grows by about
     /// 9 KB a second past a checkpoint of about 10 KB, so 64 KiB checkpoints it every 7 s.
     ///
     /// A checkpoint rewrites all of a node's data, and the log asks for the next one as soon as it

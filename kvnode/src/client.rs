@@ -155,6 +155,13 @@ impl Client {
     /// Runs one operation to its end (or the client's timeout). A session runs one operation
     /// at a time; concurrent operations on one `Client` may see [`Reply::Stale`] as a failure.
     pub async fn execute(&self, op: Op) -> Result<Reply, ClientError> {
+        if op.payload_len() > wire::MAX_OP_BYTES {
+            return Err(ClientError::Failed(format!(
+                "key and value of {} bytes exceed the limit of {} bytes",
+                op.payload_len(),
+                wire::MAX_OP_BYTES
+            )));
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let deadline = Instant::now() + self.timeout;
         let mut maybe_happened = false;
@@ -280,9 +287,10 @@ fn spawn_conn(stream: TcpStream) -> Conn {
         let mut buf = Vec::new();
         while let Some(req) = rx.recv().await {
             buf.clear();
-            wire::encode(&req, &mut buf);
+            // `execute` refuses operations too large for a frame, so none is dropped here.
+            let _ = wire::encode(&req, &mut buf);
             while let Ok(req) = rx.try_recv() {
-                wire::encode(&req, &mut buf);
+                let _ = wire::encode(&req, &mut buf);
             }
             if write.write_all(&buf).await.is_err() {
                 return;

@@ -24,6 +24,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// Bytes of key and values it carries (what bounds its size on the wire).
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Op::Get { key } | Op::Delete { key } => key.len(),
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Cas { key, expected, new } => {
+                key.len() + expected.as_ref().map_or(0, String::len) + new.len()
+            }
+        }
+    }
+
     pub fn key(&self) -> &str {
         match self {
             Op::Get { key } | Op::Put { key, .. } | Op::Delete { key } | Op::Cas { key, .. } => key,

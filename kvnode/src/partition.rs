@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use crate::command::{Command, Op, Reply};
 use crate::paxos::{
-    Durable, Event, Message, NodeId, NotLeader, Outbox, Replica, ReplicaConfig, Snapshot,
+    Durable, Event, Message, NodeId, NotLeader, Outbox, ReplayError, Replica, ReplicaConfig,
+    Snapshot,
 };
 use crate::store::Store;
 
@@ -93,8 +94,11 @@ const EARLY_ACK_LAG_HEARTBEATS: u64 = 3;
 
 impl Partition {
     /// A partition replica rebuilt from its durable records (none for a fresh one).
-    pub fn new(cfg: PartitionConfig, records: impl IntoIterator<Item = Durable>) -> Partition {
-        let replica = Replica::recover(cfg.replica.clone(), records);
+    pub fn new(
+        cfg: PartitionConfig,
+        records: impl IntoIterator<Item = Durable>,
+    ) -> Result<Partition, ReplayError> {
+        let replica = Replica::recover(cfg.replica.clone(), records)?;
         let mut store = Store::default();
         let mut applied = 0;
         if let Some(s) = replica.snapshot() {
@@ -118,7 +122,7 @@ impl Partition {
         };
         let mut responses = Vec::new();
         p.apply_decided(&mut responses);
-        p
+        Ok(p)
     }
 
     pub fn replica(&self) -> &Replica {

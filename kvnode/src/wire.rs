@@ -16,6 +16,9 @@ use crate::paxos::{Message, NodeId};
 pub const VERSION: u8 = 1;
 /// Largest frame accepted (length field value), bytes.
 pub const MAX_FRAME: usize = 16 << 20;
+/// Largest key plus value of one operation, bytes. Nodes refuse larger ones: entries travel
+/// between replicas batched in frames, so one entry must stay well below [`MAX_FRAME`].
+pub const MAX_OP_BYTES: usize = 1 << 20;
 
 /// Why bytes cannot be a frame. The connection that sent them is closed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,15 +33,20 @@ pub enum FrameError {
     Malformed(String),
 }
 
-/// Appends one frame holding `msg` to `buf`.
-pub fn encode<T: Serialize>(msg: &T, buf: &mut Vec<u8>) {
+/// Appends one frame holding `msg` to `buf`. A message larger than [`MAX_FRAME`] is refused
+/// (and `buf` left as it was): the receiver would close the connection on it.
+pub fn encode<T: Serialize>(msg: &T, buf: &mut Vec<u8>) -> Result<(), FrameError> {
     let start = buf.len();
     buf.extend_from_slice(&[0, 0, 0, 0, VERSION]);
     let buf_with = postcard::to_extend(msg, std::mem::take(buf)).expect("messages serialise");
     *buf = buf_with;
     let len = buf.len() - start - 4;
-    assert!(len <= MAX_FRAME, "refusing to send a frame of {len} bytes");
+    if len > MAX_FRAME {
+        buf.truncate(start);
+        return Err(FrameError::TooLarge(len));
+    }
     buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
 }
 
 /// Decodes the frame at the start of `buf`: `Ok(None)` if more bytes are needed, else the
@@ -132,10 +140,23 @@ mod tests {
     }
 
     #[test]
+    fn a_message_too_large_for_a_frame_is_refused_and_leaves_the_buffer_as_it_was() {
+        let mut buf = Vec::new();
+        encode(&request(), &mut buf).unwrap();
+        let before = buf.clone();
+        let huge = "x".repeat(MAX_FRAME);
+        assert!(matches!(
+            encode(&huge, &mut buf),
+            Err(FrameError::TooLarge(n)) if n > MAX_FRAME
+        ));
+        assert_eq!(buf, before);
+    }
+
+    #[test]
     fn frames_round_trip_and_split_anywhere_is_incomplete() {
         let mut buf = Vec::new();
-        encode(&request(), &mut buf);
-        encode(&request(), &mut buf);
+        encode(&request(), &mut buf).unwrap();
+        encode(&request(), &mut buf).unwrap();
         let one = buf.len() / 2;
         for cut in 0..one {
             assert_eq!(decode::<Request>(&buf[..cut]), Ok(None), "cut at {cut}");

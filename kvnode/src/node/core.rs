@@ -29,7 +29,7 @@ use crate::command::Command;
 use crate::config::ClusterConfig;
 use crate::partition::{Partition, PartitionConfig, Refusal, RequestId, Response};
 use crate::paxos::{Durable, Message, NodeId, Outbox, ReplicaConfig};
-use crate::wire::{Outcome, PeerMessage, Request, Response as WireResponse};
+use crate::wire::{MAX_OP_BYTES, Outcome, PeerMessage, Request, Response as WireResponse};
 
 /// Inputs the runtime handles before it flushes (bounds latency under load).
 pub const MAX_BATCH: usize = 512;
@@ -100,6 +100,11 @@ pub enum RecoveryError {
     BadRecord { index: usize, message: String },
     #[error("record {index} belongs to partition {partition}, which this node does not replicate")]
     ForeignPartition { index: usize, partition: u32 },
+    #[error("partition {partition}: {source}")]
+    Replica {
+        partition: u32,
+        source: crate::paxos::ReplayError,
+    },
 }
 
 /// Where the answer to a request goes.
@@ -203,7 +208,12 @@ impl<R> NodeCore<R> {
                 unsafe_early_ack: options.unsafe_early_ack,
             };
             let records = by_partition.remove(&p).unwrap_or_default();
-            partitions.insert(p, Partition::new(cfg, records));
+            let partition =
+                Partition::new(cfg, records).map_err(|source| RecoveryError::Replica {
+                    partition: p,
+                    source,
+                })?;
+            partitions.insert(p, partition);
         }
         let forward_timeout_ticks = FORWARD_TIMEOUT_MS.div_ceil(t.tick_ms.max(1));
         Ok(NodeCore {
@@ -385,6 +395,13 @@ impl<R> NodeCore<R> {
 
     /// Sends a request to the partition here, or towards its leader elsewhere.
     fn route(&mut self, origin: Origin<R>, request: Request, hops: u8) {
+        let size = request.op.payload_len();
+        if size > MAX_OP_BYTES {
+            let why =
+                format!("key and value of {size} bytes exceed the limit of {MAX_OP_BYTES} bytes");
+            self.answer(origin, Outcome::Failed(why), None);
+            return;
+        }
         let partition = self.config.partition_of(request.op.key());
         if self.partitions.contains_key(&partition) {
             let id = self.next_id;

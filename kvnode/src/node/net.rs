@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::Input;
 use crate::paxos::NodeId;
@@ -69,16 +69,24 @@ async fn write_frames<T: serde::Serialize>(
     let mut buf = Vec::with_capacity(64 << 10);
     while let Some(msg) = rx.recv().await {
         buf.clear();
-        wire::encode(&msg, &mut buf);
+        encode_or_drop(&msg, &mut buf);
         while buf.len() < 1 << 20 {
             match rx.try_recv() {
-                Ok(msg) => wire::encode(&msg, &mut buf),
+                Ok(msg) => encode_or_drop(&msg, &mut buf),
                 Err(_) => break,
             }
         }
         stream.write_all(&buf).await?;
     }
     Ok(())
+}
+
+/// Appends `msg` as a frame, or drops it with an error in the log if it is too large to send
+/// (the link stays up for everything else).
+fn encode_or_drop<T: serde::Serialize>(msg: &T, buf: &mut Vec<u8>) {
+    if let Err(e) = wire::encode(msg, buf) {
+        error!("not sending a message: {e}");
+    }
 }
 
 /// The sending side of a link to one peer. Messages queued while the link is down are dropped
@@ -114,7 +122,8 @@ impl PeerLink {
                         up.store(true, Ordering::Relaxed);
                         let (_read, mut write) = stream.into_split();
                         let mut hello = Vec::new();
-                        wire::encode(&PeerMessage::Hello { from: me }, &mut hello);
+                        wire::encode(&PeerMessage::Hello { from: me }, &mut hello)
+                            .expect("a hello fits in a frame");
                         let result = match write.write_all(&hello).await {
                             Ok(()) => write_frames(&mut write, &mut rx).await,
                             Err(e) => Err(e),

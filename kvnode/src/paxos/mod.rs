@@ -8,7 +8,7 @@ mod message;
 mod replica;
 
 pub use message::{Ballot, Durable, Event, Message, NodeId, Outbox, Snapshot};
-pub use replica::{NotLeader, Replica, ReplicaConfig};
+pub use replica::{NotLeader, ReplayError, Replica, ReplicaConfig};
 
 #[cfg(test)]
 mod tests;

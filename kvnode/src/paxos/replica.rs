@@ -26,6 +26,9 @@ use std::collections::BTreeMap;
 use super::message::{Ballot, Durable, Event, Message, NodeId, Outbox, Snapshot};
 use crate::command::Command;
 
+/// Payload bytes after which an Accept is closed (entries are at most 1 MiB each, frames 16 MiB).
+const ACCEPT_BYTES: usize = 4 << 20;
+
 /// Static parameters of a replica.
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
@@ -51,6 +54,8 @@ struct Peer {
     matched: u64,
     /// Next entry to send it.
     next: u64,
+    /// `matched` at the previous heartbeat: no progress over a whole period means a loss.
+    matched_at_heartbeat: u64,
     /// Tick of its last message in this ballot.
     last_heard: u64,
     /// Highest read round it acknowledged.
@@ -130,6 +135,18 @@ pub struct Replica {
     max_round: u64,
 }
 
+/// A replica's records that no correct replica writes: recovery stops rather than guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "record {index} appends at index {start}, past the end of the log ({len}): the log has a hole"
+)]
+pub struct ReplayError {
+    /// Position of the record among the replica's records.
+    pub index: usize,
+    pub start: u64,
+    pub len: u64,
+}
+
 /// Why a request was refused before anything happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("not the leader (leader: {hint:?})")]
@@ -146,11 +163,16 @@ fn mix(mut x: u64) -> u64 {
 impl Replica {
     /// A replica with empty durable state.
     pub fn new(cfg: ReplicaConfig) -> Replica {
-        Replica::recover(cfg, std::iter::empty())
+        Replica::recover(cfg, std::iter::empty()).expect("no records, nothing to refuse")
     }
 
-    /// Rebuilds a replica from its durable records, in the order they were written.
-    pub fn recover(cfg: ReplicaConfig, records: impl IntoIterator<Item = Durable>) -> Replica {
+    /// Rebuilds a replica from its durable records, in the order they were written. Records
+    /// that cannot have been written by a correct replica (an append that would leave a hole in
+    /// the log) are refused: applying them would silently shift entries to other indexes.
+    pub fn recover(
+        cfg: ReplicaConfig,
+        records: impl IntoIterator<Item = Durable>,
+    ) -> Result<Replica, ReplayError> {
         assert!(
             cfg.group.contains(&cfg.me),
             "a replica belongs to its group"
@@ -175,20 +197,28 @@ impl Replica {
             elections: 0,
             max_round: 0,
         };
-        for rec in records {
-            r.replay(rec);
+        for (index, rec) in records.into_iter().enumerate() {
+            r.replay(rec)
+                .map_err(|hole| ReplayError { index, ..hole })?;
         }
         r.decided = r.decided.min(r.log_len());
         r.max_round = r.promised.round;
         r.reset_timer();
-        r
+        Ok(r)
     }
 
-    fn replay(&mut self, rec: Durable) {
+    fn replay(&mut self, rec: Durable) -> Result<(), ReplayError> {
         match rec {
             Durable::Promise(b) => self.promised = b,
             Durable::Accepted(b) => self.accepted = b,
             Durable::Append { start, entries } => {
+                if start > self.log_len() {
+                    return Err(ReplayError {
+                        index: 0,
+                        start,
+                        len: self.log_len(),
+                    });
+                }
                 self.truncate(start);
                 self.entries.extend(entries);
             }
@@ -196,6 +226,7 @@ impl Replica {
             Durable::Decided(d) => self.decided = self.decided.max(d),
             Durable::Snapshot(s) => self.install(s),
         }
+        Ok(())
     }
 
     // ----- Queries -------------------------------------------------------------------------
@@ -952,7 +983,14 @@ impl Replica {
                 continue;
             }
             while p.next < len {
-                let end = (p.next + max_batch as u64).min(len);
+                // At most `max_batch` entries and about `ACCEPT_BYTES` of payload per Accept,
+                // so that a batch always fits in one frame.
+                let mut end = p.next;
+                let mut bytes = 0;
+                while end < len && end - p.next < max_batch as u64 && bytes < ACCEPT_BYTES {
+                    bytes += self.entries[(end - offset) as usize].op.payload_len();
+                    end += 1;
+                }
                 out.send.push((
                     id,
                     Message::Accept {
@@ -1001,11 +1039,15 @@ impl Replica {
             return;
         }
         l.since_heartbeat = 0;
-        // Anything unacknowledged for a whole heartbeat period is sent again (messages can be
-        // lost); duplicates are harmless.
+        // A follower that acknowledged nothing over a whole heartbeat period while entries were
+        // outstanding lost some: send again from what it has. One that is making progress is
+        // left alone, so a long pipeline is not sent twice.
         for (&id, p) in l.peers.iter_mut() {
             if p.synced && id != me {
-                p.next = p.matched;
+                if p.next > p.matched && p.matched == p.matched_at_heartbeat {
+                    p.next = p.matched;
+                }
+                p.matched_at_heartbeat = p.matched;
             }
         }
         if !l.round_open && !l.reads.is_empty() {

@@ -181,7 +181,8 @@ impl Group {
         let kept: Vec<Durable> = node.pending.drain(..).take(keep).collect();
         node.disk.extend(kept);
         node.held.clear();
-        node.replica = Replica::recover(config(n, size), node.disk.iter().cloned());
+        node.replica = Replica::recover(config(n, size), node.disk.iter().cloned())
+            .expect("a replica's own records replay");
     }
 
     /// Restarts every node from its disk (after syncing everything), as a power cycle would.
@@ -214,7 +215,8 @@ impl Group {
     fn assert_durable_log(&self, n: NodeId) {
         let node = &self.nodes[n as usize];
         assert!(node.pending.is_empty(), "sync first");
-        let back = Replica::recover(config(n, self.nodes.len()), node.disk.iter().cloned());
+        let back = Replica::recover(config(n, self.nodes.len()), node.disk.iter().cloned())
+            .expect("a replica's own records replay");
         let live = &node.replica;
         assert_eq!(
             (back.first_index(), back.log_len()),
@@ -229,6 +231,27 @@ impl Group {
             );
         }
     }
+}
+
+#[test]
+fn replay_refuses_an_append_past_the_end_of_the_log() {
+    let records = vec![
+        Durable::Append {
+            start: 0,
+            entries: vec![put("a")],
+        },
+        // Index 1 was never written: appending at 2 would shift "Y" down to index 1.
+        Durable::Append {
+            start: 2,
+            entries: vec![put("Y")],
+        },
+    ];
+    let err = Replica::recover(config(0, 3), records).err();
+    assert_eq!(
+        err.map(|e| (e.index, e.start, e.len)),
+        Some((1, 2, 1)),
+        "the hole is named"
+    );
 }
 
 fn nack_from(n: NodeId, ballot: Ballot, round: u64) -> Message {
@@ -372,4 +395,45 @@ fn a_follower_behind_the_snapshot_in_the_same_ballot_catches_up() {
         .count();
     assert_eq!(resyncs, 0, "a caught-up follower is not re-synced");
     g.assert_agreement();
+}
+
+/// A leader re-sends entries only to a follower that acknowledged nothing over a whole
+/// heartbeat period; one that is making progress is not sent its pipeline a second time.
+#[test]
+fn a_heartbeat_resends_only_to_a_follower_that_made_no_progress() {
+    let mut g = Group::new(3);
+    g.elect(0);
+    g.propose(0, "a");
+    g.run();
+    let accepts_from = |g: &Group, start: u64| {
+        g.net
+            .iter()
+            .filter(|(_, _, m)| matches!(m, Message::Accept { start: s, .. } if *s == start))
+            .count()
+    };
+    // Entry 1 is in flight to both followers; a heartbeat period passes with the followers
+    // having acknowledged entry 0 since the previous heartbeat: nothing is sent twice.
+    g.propose(0, "b");
+    assert_eq!(accepts_from(&g, 1), 2);
+    for _ in 0..HEARTBEAT {
+        g.with(0, |r, out| r.tick(out));
+    }
+    assert_eq!(
+        accepts_from(&g, 1),
+        2,
+        "a follower making progress is left alone"
+    );
+    // Another period without any acknowledgement: now it is sent again.
+    for _ in 0..HEARTBEAT {
+        g.with(0, |r, out| r.tick(out));
+    }
+    assert_eq!(
+        accepts_from(&g, 1),
+        4,
+        "a silent follower gets the entries again"
+    );
+    g.run();
+    g.settle(HEARTBEAT);
+    g.assert_agreement();
+    assert_eq!(g.replica(1).decided(), 2);
 }

@@ -80,12 +80,12 @@ fn all_pass(nodes: usize, seeds: u64) {
 
 #[test]
 fn three_nodes_keep_agreement_linearizability_and_liveness() {
-    all_pass(3, seeds(600));
+    all_pass(3, seeds(2000));
 }
 
 #[test]
 fn five_nodes_keep_agreement_linearizability_and_liveness() {
-    all_pass(5, seeds(200));
+    all_pass(5, seeds(1000));
 }
 
 #[test]
@@ -95,6 +95,9 @@ fn without_faults_every_operation_succeeds() {
         cfg.faults = false;
         cfg.loss = 0.0;
         cfg.duplicate = 0.0;
+        // A disk whose syncs take as long as an election timeout is a fault too: a candidate
+        // on it times out before its Prepare may leave.
+        cfg.slow_disk = None;
         let (problem, result) = failure(&cfg);
         assert_eq!(problem, None, "{}", replay_hint(&cfg));
         // Operations sent before the first election may be refused; after it, none may be.

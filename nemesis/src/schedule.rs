@@ -126,15 +126,15 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
     (
         "partition-leader",
-        "every 5s, isolate the current leader (of the partition of key k0) for 5s",
+        "every 5s, isolate the current leader of a partition drawn at random for 5s",
     ),
     (
         "kill-leader",
-        "every 5s, kill the current leader (of the partition of key k0) for 5s",
+        "every 5s, kill the current leader of a partition drawn at random for 5s",
     ),
     (
         "pause-leader",
-        "every 5s, pause the current leader (of the partition of key k0) for 5s",
+        "every 5s, pause the current leader of a partition drawn at random for 5s",
     ),
     ("partition-ring", "every 5s, a majorities ring for 5s"),
     (

@@ -29,18 +29,19 @@ fn free_port() -> u16 {
 
 impl Cluster {
     fn start(nodes: usize, partitions: u32, replication: usize) -> Cluster {
-        Cluster::start_with(nodes, partitions, replication, 256 << 20)
+        Cluster::start_with(nodes, partitions, replication, 64, 256 << 20)
     }
 
     fn start_with(
         nodes: usize,
         partitions: u32,
         replication: usize,
+        snapshot_every: u64,
         checkpoint_bytes: u64,
     ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut text = format!(
-            "partitions = {partitions}\nreplication = {replication}\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = 64\nwal_checkpoint_bytes = {checkpoint_bytes}\n"
+            "partitions = {partitions}\nreplication = {replication}\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = {snapshot_every}\nwal_checkpoint_bytes = {checkpoint_bytes}\n"
         );
         for i in 1..=nodes {
             text += &format!(
@@ -220,6 +221,49 @@ fn a_restarted_node_recovers_its_log_and_catches_up() {
     assert_keys(&mut cluster, 0, "later", 20);
 }
 
+/// Issue 9, defect 3, with real processes: a follower restarted behind the leader's snapshot
+/// (within the leader's ballot) must install it and catch up, or the group is one failure away
+/// from losing its majority.
+#[test]
+fn a_follower_restarted_behind_the_snapshot_catches_up_and_keeps_the_majority() {
+    let mut cluster = Cluster::start_with(3, 1, 3, 16, 256 << 20);
+    write_keys(&mut cluster, 0, "early", 10);
+    cluster.kill(2);
+    write_keys(&mut cluster, 0, "missed", 60);
+    cluster.start_node(2);
+    write_keys(&mut cluster, 0, "back", 5);
+    // Each of the other two nodes in turn is killed, the follower first (killing the leader
+    // would start a new ballot, whose sync hides the defect): the restarted node is needed for
+    // every write, which it can only accept once it has caught up.
+    let probe = cluster.client(0);
+    cluster
+        .block_on(probe.get("back0"))
+        .expect("a read through the leader");
+    let leader = probe
+        .leader_of(0)
+        .expect("the client learned the leader")
+        .to_owned();
+    let order = if leader == "n1" { [1, 0] } else { [0, 1] };
+    for other in order {
+        cluster.kill(other);
+        let survivor = 1 - other;
+        write_keys(
+            &mut cluster,
+            survivor,
+            &format!("without-n{}-", other + 1),
+            5,
+        );
+        assert_keys(&mut cluster, 2, "missed", 60);
+        cluster.start_node(other);
+    }
+    let log = std::fs::read_to_string(cluster.dir.path().join("n3.log")).unwrap();
+    assert!(
+        log.contains(kvnode::node::LOG_SNAPSHOT_INSTALLED),
+        "n3 caught up from a snapshot\n{}",
+        cluster.logs()
+    );
+}
+
 #[test]
 fn killing_every_node_loses_no_acknowledged_write() {
     let mut cluster = Cluster::start(3, 4, 3);
@@ -236,7 +280,7 @@ fn killing_every_node_loses_no_acknowledged_write() {
 #[test]
 fn log_checkpoints_keep_every_acknowledged_write_across_a_full_restart() {
     // A tiny threshold makes every node rewrite its log many times during the writes.
-    let mut cluster = Cluster::start_with(3, 4, 3, 16 << 10);
+    let mut cluster = Cluster::start_with(3, 4, 3, 64, 16 << 10);
     write_keys(&mut cluster, 0, "cp", 400);
     for i in 0..3 {
         cluster.kill(i);

@@ -142,7 +142,7 @@ impl PeerLink {
                     return;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
+                backoff = (backoff * 2).min(Duration::from_millis(100));
             }
         });
         link

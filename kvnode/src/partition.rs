@@ -52,9 +52,7 @@ pub struct PartitionConfig {
     /// Deliberate bug: serve GET from the local store without confirming leadership.
     pub unsafe_read_local: bool,
     /// Deliberate bug: acknowledge PUT/DELETE once the leader's own log has it durably, before
-    /// a majority does. As stores that acknowledge early usually do, the leader then also
-    /// replicates asynchronously: its Accepts leave in batches once per heartbeat period rather
-    /// than at once.
+    /// a majority does (replication itself is unchanged).
     pub unsafe_early_ack: bool,
 }
 
@@ -81,16 +79,7 @@ pub struct Partition {
     flushed: std::collections::VecDeque<(u64, u64)>,
     snapshots_taken: u64,
     snapshots_installed: u64,
-    /// Accepts held back for lazy replication (only with `unsafe_early_ack`).
-    deferred: Vec<(NodeId, Message)>,
-    ticks: u64,
 }
-
-/// With `unsafe_early_ack`, the leader replicates lazily: its Accepts leave once every this many
-/// heartbeat periods (heartbeats themselves are not held back, so followers stay quiet). A leader
-/// killed at a random moment has then most likely acknowledged writes that no other replica has,
-/// which is the bug the flag exists to show.
-const EARLY_ACK_LAG_HEARTBEATS: u64 = 3;
 
 impl Partition {
     /// A partition replica rebuilt from its durable records (none for a fresh one).
@@ -117,8 +106,6 @@ impl Partition {
             flushed: std::collections::VecDeque::new(),
             snapshots_taken: 0,
             snapshots_installed: 0,
-            deferred: Vec::new(),
-            ticks: 0,
         };
         let mut responses = Vec::new();
         p.apply_decided(&mut responses);
@@ -198,13 +185,6 @@ impl Partition {
     }
 
     pub fn tick(&mut self, out: &mut Outbox, responses: &mut Vec<(RequestId, Response)>) {
-        self.ticks += 1;
-        if self
-            .ticks
-            .is_multiple_of(self.cfg.replica.heartbeat_ticks * EARLY_ACK_LAG_HEARTBEATS)
-        {
-            out.send.append(&mut self.deferred);
-        }
         self.replica.tick(out);
         self.process(out, responses);
     }
@@ -219,13 +199,6 @@ impl Partition {
                 Some((b, l)) if *b == batch => *l = len,
                 _ => self.flushed.push_back((batch, len)),
             }
-        }
-        if self.cfg.unsafe_early_ack {
-            let (accepts, rest) = std::mem::take(&mut out.send)
-                .into_iter()
-                .partition(|(_, m)| matches!(m, Message::Accept { .. }));
-            out.send = rest;
-            self.deferred.extend::<Vec<_>>(accepts);
         }
     }
 

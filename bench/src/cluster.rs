@@ -7,7 +7,7 @@
 //! bench itself be killed with SIGKILL, each node also has a parent-death signal as a last
 //! resort.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +18,7 @@ use kvnode::client::Client;
 use kvnode::config::{ClusterConfig, Link, NodeConfig, Timing};
 use nemesis::proxy::{Link as ProxyLink, LinkLayer};
 
+#[derive(Clone)]
 pub struct ClusterSpec {
     pub nodes: usize,
     pub partitions: u32,
@@ -74,8 +75,11 @@ pub struct Cluster {
 }
 
 fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    kvnode::ports::unused_loopback_addr().context("find a free loopback port")
 }
+
+/// Starts with fresh ports this many times when a node finds its port taken.
+const START_ATTEMPTS: usize = 3;
 
 /// The node binary: the one given; else `kvnode` beside the running `bench`; else this `bench`
 /// itself, which carries the same node code (so a fresh `cargo run --bin bench` works).
@@ -97,8 +101,43 @@ pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
 
 impl Cluster {
     /// Writes the configuration, starts the link layer and every node, and waits until every
-    /// partition answers.
+    /// partition answers. A node that exits because another socket took its port (see
+    /// [`kvnode::ports`]) makes the start begin again with fresh ports; its log is kept as
+    /// `NAME.log.failed-start-N`.
     pub async fn start(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
+        for attempt in 1.. {
+            let result = Cluster::start_once(spec.clone(), dir).await;
+            let Err(e) = result else {
+                return result;
+            };
+            let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+            let in_use = names.iter().any(|n| {
+                std::fs::read_to_string(dir.join(format!("{n}.log")))
+                    .is_ok_and(|log| kvnode::ports::is_addr_in_use(&log))
+            });
+            if !in_use || attempt == START_ATTEMPTS {
+                return Err(e);
+            }
+            eprintln!(
+                "a node's port was taken while the cluster started; starting again with fresh ports"
+            );
+            for n in &names {
+                let log = dir.join(format!("{n}.log"));
+                if log.exists() {
+                    std::fs::rename(&log, dir.join(format!("{n}.log.failed-start-{attempt}")))
+                        .with_context(|| format!("move {} aside", log.display()))?;
+                }
+            }
+            let data = dir.join("data");
+            if data.exists() {
+                std::fs::remove_dir_all(&data)
+                    .with_context(|| format!("remove {}", data.display()))?;
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn start_once(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
         let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
         let mut nodes = Vec::new();
         for name in &names {

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod node;
 pub mod partition;
 pub mod paxos;
+pub mod ports;
 pub mod store;
 pub mod wal;
 pub mod wire;

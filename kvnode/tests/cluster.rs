@@ -1,7 +1,6 @@
 //! Real `kvnode` processes on 127.0.0.1, in a fresh temporary directory each: all operations
 //! from any node, SIGKILL of nodes, recovery from the write-ahead log, malformed input.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,11 +18,8 @@ struct Cluster {
 }
 
 fn free_port() -> u16 {
-    // Bound and released at once; loopback ports are not reused that quickly.
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    kvnode::ports::unused_loopback_addr()
+        .expect("a free loopback port")
         .port()
 }
 

@@ -340,7 +340,8 @@ fn a_bad_config_is_refused_naming_the_field() {
     );
 }
 
-fn kvctl(cluster: &Cluster, args: &[&str], stdin: &str) -> (bool, String) {
+/// kvctl's exit code and everything it printed.
+fn kvctl(cluster: &Cluster, args: &[&str], stdin: &str) -> (Option<i32>, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvctl"))
         .arg("--config")
@@ -360,7 +361,7 @@ fn kvctl(cluster: &Cluster, args: &[&str], stdin: &str) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
 #[test]
@@ -368,36 +369,52 @@ fn kvctl_runs_commands_and_an_interactive_prompt() {
     let cluster = Cluster::start(3, 4, 3);
     assert_eq!(
         kvctl(&cluster, &["put", "greeting", "hello"], ""),
-        (true, "OK\n".into())
+        (Some(0), "OK\n".into())
     );
     assert_eq!(
         kvctl(&cluster, &["--node", "n3", "get", "greeting"], ""),
-        (true, "hello\n".into())
+        (Some(0), "hello\n".into())
     );
-    let (ok, text) = kvctl(&cluster, &["cas", "greeting", "bye", "x"], "");
-    assert!(
-        ok && text.contains("NOT SET: current value is hello"),
-        "{text}"
-    );
+    // A failed precondition is an answer, but not success: exit 3, apart from failures (1).
+    let (code, text) = kvctl(&cluster, &["cas", "greeting", "bye", "x"], "");
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("NOT SET: current value is hello"), "{text}");
     assert_eq!(
         kvctl(&cluster, &["cas", "--absent", "fresh", "new"], ""),
-        (true, "OK\n".into())
+        (Some(0), "OK\n".into())
     );
-    let (ok, text) = kvctl(
+    let (code, text) = kvctl(
         &cluster,
         &[],
-        "help\nput a 1\ncas a 1 2\nget a\ndelete a\nget a\nfrobnicate\nquit\n",
+        "help\nput a 1\ncas a 1 2\nget a\ndelete a\nget a\nfrobnicate\nput a\n\
+         put q \"good morning\"\nget q\ncas q 'good morning' 'good  night'\nget q\nquit\n",
     );
-    assert!(ok, "{text}");
+    assert_eq!(code, Some(0), "{text}");
     for expected in [
         "cas --absent KEY NEW",
         "OK",
         "2",
         "(absent)",
         "unknown command \"frobnicate\"",
+        "usage: put KEY VALUE",
+        "good morning",
+        "good  night",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    let (ok, text) = kvctl(&cluster, &["--node", "n9", "get", "a"], "");
-    assert!(!ok && text.contains("no node named \"n9\""), "{text}");
+    let (code, text) = kvctl(&cluster, &["--node", "n9", "get", "a"], "");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no node named \"n9\""), "{text}");
+    // Wrong argument counts print the command's usage and exit 2, before any node is asked.
+    for (args, expected) in [
+        (&["put", "k"][..], "put <KEY> <VALUE>"),
+        (
+            &["cas", "k", "old"][..],
+            "usage: cas KEY OLD NEW | cas --absent KEY NEW",
+        ),
+    ] {
+        let (code, text) = kvctl(&cluster, args, "");
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
 }

@@ -25,67 +25,96 @@ pub struct Snapshot {
 }
 
 /// Messages between the replicas of one partition.
+///
+/// Each variant wraps a struct of the same name, so a handler takes one value. postcard encodes
+/// a newtype variant around a struct exactly as it would a struct variant with those fields, so
+/// this shape is also the wire format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// Phase 1a. Carries what the candidate has, so acceptors send only what it lacks.
-    Prepare {
-        ballot: Ballot,
-        decided: u64,
-        accepted: Ballot,
-        log_len: u64,
-    },
-    /// Phase 1b. `suffix` starts at `suffix_start`; `snapshot` stands in for entries the acceptor
-    /// has compacted away.
-    Promise {
-        ballot: Ballot,
-        accepted: Ballot,
-        decided: u64,
-        log_len: u64,
-        suffix_start: u64,
-        suffix: Vec<Command>,
-        snapshot: Option<Snapshot>,
-    },
-    /// The receiver has promised a higher ballot.
-    Nack {
-        ballot: Ballot,
-        promised: Ballot,
-    },
-    /// Phase 2a after an election: make the follower's log equal to the leader's by truncating
-    /// it at `start` and appending `entries` (after installing `snapshot`, if any).
-    AcceptSync {
-        ballot: Ballot,
-        start: u64,
-        entries: Vec<Command>,
-        decided: u64,
-        snapshot: Option<Snapshot>,
-    },
-    /// Phase 2a: entries from `start` on, pipelined.
-    Accept {
-        ballot: Ballot,
-        start: u64,
-        entries: Vec<Command>,
-        decided: u64,
-    },
-    /// Phase 2b: the sender's log `[0, log_len)` is durable and equals the leader's. `synced`
-    /// false: the sender has not been synced in this ballot (it lost the AcceptSync) and needs
-    /// one from its `decided` index. `gap`: an Accept skipped entries; resend from `log_len`.
-    Accepted {
-        ballot: Ballot,
-        log_len: u64,
-        decided: u64,
-        synced: bool,
-        gap: bool,
-    },
-    /// Leader liveness, decided index, and read-index confirmation rounds.
-    Heartbeat {
-        ballot: Ballot,
-        decided: u64,
-        read_round: u64,
-    },
-    HeartbeatAck {
-        ballot: Ballot,
-        read_round: u64,
-    },
+    Prepare(Prepare),
+    Promise(Promise),
+    Nack(Nack),
+    AcceptSync(AcceptSync),
+    Accept(Accept),
+    Accepted(Accepted),
+    Heartbeat(Heartbeat),
+    HeartbeatAck(HeartbeatAck),
+}
+
+/// Phase 1a. Carries what the candidate has, so acceptors send only what it lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepare {
+    pub ballot: Ballot,
+    pub decided: u64,
+    pub accepted: Ballot,
+    pub log_len: u64,
+}
+
+/// Phase 1b. `suffix` starts at `suffix_start`; `snapshot` stands in for entries the acceptor
+/// has compacted away.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    pub ballot: Ballot,
+    pub accepted: Ballot,
+    pub decided: u64,
+    pub log_len: u64,
+    pub suffix_start: u64,
+    pub suffix: Vec<Command>,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// The receiver has promised a higher ballot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    pub ballot: Ballot,
+    pub promised: Ballot,
+}
+
+/// Phase 2a after an election: make the follower's log equal to the leader's by truncating
+/// it at `start` and appending `entries` (after installing `snapshot`, if any).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptSync {
+    pub ballot: Ballot,
+    pub start: u64,
+    pub entries: Vec<Command>,
+    pub decided: u64,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Phase 2a: entries from `start` on, pipelined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accept {
+    pub ballot: Ballot,
+    pub start: u64,
+    pub entries: Vec<Command>,
+    pub decided: u64,
+}
+
+/// Phase 2b: the sender's log `[0, log_len)` is durable and equals the leader's. `synced`
+/// false: the sender has not been synced in this ballot (it lost the AcceptSync) and needs
+/// one from its `decided` index. `gap`: an Accept skipped entries; resend from `log_len`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub ballot: Ballot,
+    pub log_len: u64,
+    pub decided: u64,
+    pub synced: bool,
+    pub gap: bool,
+}
+
+/// Leader liveness, decided index, and read-index confirmation rounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub ballot: Ballot,
+    pub decided: u64,
+    pub read_round: u64,
+}
+
+/// A follower's answer to a [`Heartbeat`]: it still follows `ballot` and saw `read_round`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    pub ballot: Ballot,
+    pub read_round: u64,
 }
 
 /// A change to a replica's durable state. Replaying a replica's records in order rebuilds it.

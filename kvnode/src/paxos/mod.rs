@@ -7,7 +7,10 @@
 mod message;
 mod replica;
 
-pub use message::{Ballot, Durable, Event, Message, NodeId, Outbox, Snapshot};
+pub use message::{
+    Accept, AcceptSync, Accepted, Ballot, Durable, Event, Heartbeat, HeartbeatAck, Message, Nack,
+    NodeId, Outbox, Prepare, Promise, Snapshot,
+};
 pub use replica::{NotLeader, ReplayError, Replica, ReplicaConfig};
 
 #[cfg(test)]

@@ -23,7 +23,10 @@
 
 use std::collections::BTreeMap;
 
-use super::message::{Ballot, Durable, Event, Message, NodeId, Outbox, Snapshot};
+use super::message::{
+    Accept, AcceptSync, Accepted, Ballot, Durable, Event, Heartbeat, HeartbeatAck, Message, Nack,
+    NodeId, Outbox, Prepare, Promise, Snapshot,
+};
 use crate::command::Command;
 
 /// Payload bytes after which an Accept is closed (entries are at most 1 MiB each, frames 16 MiB).
@@ -378,13 +381,13 @@ impl Replica {
         });
         out.after_persist.push((
             me,
-            Message::Accepted {
+            Message::Accepted(Accepted {
                 ballot: l.ballot,
                 log_len: len,
                 decided: self.decided,
                 synced: true,
                 gap: false,
-            },
+            }),
         ));
     }
 
@@ -403,60 +406,14 @@ impl Replica {
 
     pub fn on_message(&mut self, from: NodeId, msg: Message, out: &mut Outbox) {
         match msg {
-            Message::Prepare {
-                ballot,
-                decided,
-                accepted,
-                log_len,
-            } => self.on_prepare(from, ballot, decided, accepted, log_len, out),
-            Message::Promise {
-                ballot,
-                accepted,
-                decided,
-                log_len,
-                suffix_start,
-                suffix,
-                snapshot,
-            } => {
-                let info = PromiseInfo {
-                    accepted,
-                    decided,
-                    log_len,
-                    suffix_start,
-                    suffix,
-                    snapshot,
-                };
-                self.on_promise(from, ballot, info, out)
-            }
-            Message::Nack { ballot, promised } => self.on_nack(ballot, promised, out),
-            Message::AcceptSync {
-                ballot,
-                start,
-                entries,
-                decided,
-                snapshot,
-            } => self.on_accept_sync(from, ballot, start, entries, decided, snapshot, out),
-            Message::Accept {
-                ballot,
-                start,
-                entries,
-                decided,
-            } => self.on_accept(from, ballot, start, entries, decided, out),
-            Message::Accepted {
-                ballot,
-                log_len,
-                decided,
-                synced,
-                gap,
-            } => self.on_accepted(from, ballot, log_len, decided, synced, gap, out),
-            Message::Heartbeat {
-                ballot,
-                decided,
-                read_round,
-            } => self.on_heartbeat(from, ballot, decided, read_round, out),
-            Message::HeartbeatAck { ballot, read_round } => {
-                self.on_heartbeat_ack(from, ballot, read_round, out)
-            }
+            Message::Prepare(m) => self.on_prepare(from, m, out),
+            Message::Promise(m) => self.on_promise(from, m, out),
+            Message::Nack(m) => self.on_nack(m, out),
+            Message::AcceptSync(m) => self.on_accept_sync(from, m, out),
+            Message::Accept(m) => self.on_accept(from, m, out),
+            Message::Accepted(m) => self.on_accepted(from, m, out),
+            Message::Heartbeat(m) => self.on_heartbeat(from, m, out),
+            Message::HeartbeatAck(m) => self.on_heartbeat_ack(from, m, out),
         }
     }
 
@@ -496,12 +453,12 @@ impl Replica {
     }
 
     fn prepare(&self, ballot: Ballot) -> Message {
-        Message::Prepare {
+        Message::Prepare(Prepare {
             ballot,
             decided: self.decided,
             accepted: self.accepted,
             log_len: self.log_len(),
-        }
+        })
     }
 
     /// Whether a leader we follow (or we ourselves, leading) was alive recently enough that
@@ -516,24 +473,21 @@ impl Replica {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_prepare(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        their_decided: u64,
-        their_accepted: Ballot,
-        their_len: u64,
-        out: &mut Outbox,
-    ) {
+    fn on_prepare(&mut self, from: NodeId, m: Prepare, out: &mut Outbox) {
+        let Prepare {
+            ballot,
+            decided: their_decided,
+            accepted: their_accepted,
+            log_len: their_len,
+        } = m;
         self.max_round = self.max_round.max(ballot.round);
         if ballot < self.promised {
             out.send.push((
                 from,
-                Message::Nack {
+                Message::Nack(Nack {
                     ballot,
                     promised: self.promised,
-                },
+                }),
             ));
             return;
         }
@@ -565,7 +519,7 @@ impl Replica {
         let suffix = self.entries[(start - self.offset) as usize..].to_vec();
         out.after_persist.push((
             from,
-            Message::Promise {
+            Message::Promise(Promise {
                 ballot,
                 accepted: self.accepted,
                 decided: self.decided,
@@ -573,11 +527,28 @@ impl Replica {
                 suffix_start: start,
                 suffix,
                 snapshot,
-            },
+            }),
         ));
     }
 
-    fn on_promise(&mut self, from: NodeId, ballot: Ballot, info: PromiseInfo, out: &mut Outbox) {
+    fn on_promise(&mut self, from: NodeId, m: Promise, out: &mut Outbox) {
+        let Promise {
+            ballot,
+            accepted,
+            decided,
+            log_len,
+            suffix_start,
+            suffix,
+            snapshot,
+        } = m;
+        let info = PromiseInfo {
+            accepted,
+            decided,
+            log_len,
+            suffix_start,
+            suffix,
+            snapshot,
+        };
         match &mut self.role {
             Role::Candidate {
                 ballot: b,
@@ -665,13 +636,13 @@ impl Replica {
         }
         out.after_persist.push((
             me,
-            Message::Accepted {
+            Message::Accepted(Accepted {
                 ballot,
                 log_len: len,
                 decided: self.decided,
                 synced: true,
                 gap: false,
-            },
+            }),
         ));
         for (from, info) in promises {
             if from != me {
@@ -706,17 +677,18 @@ impl Replica {
         };
         out.send.push((
             peer,
-            Message::AcceptSync {
+            Message::AcceptSync(AcceptSync {
                 ballot,
                 start,
                 entries: self.entries[(start - self.offset) as usize..].to_vec(),
                 decided: self.decided,
                 snapshot,
-            },
+            }),
         ));
     }
 
-    fn on_nack(&mut self, ballot: Ballot, promised: Ballot, out: &mut Outbox) {
+    fn on_nack(&mut self, m: Nack, out: &mut Outbox) {
+        let Nack { ballot, promised } = m;
         self.max_round = self.max_round.max(promised.round);
         let ours = match &self.role {
             Role::Candidate { ballot: b, .. } => *b,
@@ -762,10 +734,10 @@ impl Replica {
         if ballot < self.promised {
             out.send.push((
                 from,
-                Message::Nack {
+                Message::Nack(Nack {
                     ballot,
                     promised: self.promised,
-                },
+                }),
             ));
             return false;
         }
@@ -781,17 +753,14 @@ impl Replica {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_accept_sync(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        start: u64,
-        entries: Vec<Command>,
-        decided: u64,
-        snapshot: Option<Snapshot>,
-        out: &mut Outbox,
-    ) {
+    fn on_accept_sync(&mut self, from: NodeId, m: AcceptSync, out: &mut Outbox) {
+        let AcceptSync {
+            ballot,
+            start,
+            entries,
+            decided,
+            snapshot,
+        } = m;
         if !self.accept_leader(from, ballot, out) {
             return;
         }
@@ -816,7 +785,13 @@ impl Replica {
         if self.accepted == ballot {
             // Already synced in this ballot (a duplicate or a re-sync): our log is a prefix of
             // the leader's, so only extend it; truncating could drop acknowledged entries.
-            self.on_accept(from, ballot, start, entries, decided, out);
+            let accept = Accept {
+                ballot,
+                start,
+                entries,
+                decided,
+            };
+            self.on_accept(from, accept, out);
             return;
         }
         if start > self.log_len() {
@@ -833,15 +808,13 @@ impl Replica {
         self.reply_accepted(from, ballot, true, false, out);
     }
 
-    fn on_accept(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        start: u64,
-        entries: Vec<Command>,
-        decided: u64,
-        out: &mut Outbox,
-    ) {
+    fn on_accept(&mut self, from: NodeId, m: Accept, out: &mut Outbox) {
+        let Accept {
+            ballot,
+            start,
+            entries,
+            decided,
+        } = m;
         if !self.accept_leader(from, ballot, out) {
             return;
         }
@@ -877,13 +850,13 @@ impl Replica {
     ) {
         out.after_persist.push((
             to,
-            Message::Accepted {
+            Message::Accepted(Accepted {
                 ballot,
                 log_len: if synced { self.log_len() } else { 0 },
                 decided: self.decided,
                 synced,
                 gap,
-            },
+            }),
         ));
     }
 
@@ -901,40 +874,32 @@ impl Replica {
         }
     }
 
-    fn on_heartbeat(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        decided: u64,
-        round: u64,
-        out: &mut Outbox,
-    ) {
+    fn on_heartbeat(&mut self, from: NodeId, m: Heartbeat, out: &mut Outbox) {
+        let Heartbeat {
+            ballot,
+            decided,
+            read_round,
+        } = m;
         if !self.accept_leader(from, ballot, out) {
             return;
         }
         self.learn_decided(decided, out);
         out.send.push((
             from,
-            Message::HeartbeatAck {
-                ballot,
-                read_round: round,
-            },
+            Message::HeartbeatAck(HeartbeatAck { ballot, read_round }),
         ));
     }
 
     // ----- Replication (leader side) -------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_accepted(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        log_len: u64,
-        their_decided: u64,
-        synced: bool,
-        gap: bool,
-        out: &mut Outbox,
-    ) {
+    fn on_accepted(&mut self, from: NodeId, m: Accepted, out: &mut Outbox) {
+        let Accepted {
+            ballot,
+            log_len,
+            decided: their_decided,
+            synced,
+            gap,
+        } = m;
         let Some(p) = self.leader_peer(from, ballot) else {
             return;
         };
@@ -993,13 +958,13 @@ impl Replica {
                 }
                 out.send.push((
                     id,
-                    Message::Accept {
+                    Message::Accept(Accept {
                         ballot,
                         start: p.next,
                         entries: self.entries[(p.next - offset) as usize..(end - offset) as usize]
                             .to_vec(),
                         decided,
-                    },
+                    }),
                 ));
                 p.next = end;
             }
@@ -1069,18 +1034,18 @@ impl Replica {
                 continue;
             }
             let msg = if p.synced {
-                Message::Heartbeat {
+                Message::Heartbeat(Heartbeat {
                     ballot: l.ballot,
                     decided,
                     read_round: l.read_round,
-                }
+                })
             } else {
-                Message::Prepare {
+                Message::Prepare(Prepare {
                     ballot: l.ballot,
                     decided,
                     accepted: prepare_template.0,
                     log_len: prepare_template.1,
-                }
+                })
             };
             out.send.push((id, msg));
         }
@@ -1100,9 +1065,9 @@ impl Replica {
         self.send_heartbeats(out);
     }
 
-    fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, round: u64, out: &mut Outbox) {
-        if let Some(p) = self.leader_peer(from, ballot) {
-            p.read_round = p.read_round.max(round);
+    fn on_heartbeat_ack(&mut self, from: NodeId, m: HeartbeatAck, out: &mut Outbox) {
+        if let Some(p) = self.leader_peer(from, m.ballot) {
+            p.read_round = p.read_round.max(m.read_round);
             self.confirm_reads(out);
         }
     }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::message::{Ballot, Durable, Message, NodeId, Outbox, Snapshot};
+use super::message::{Ballot, Durable, Message, Nack, NodeId, Outbox, Snapshot};
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
 
@@ -255,10 +255,10 @@ fn replay_refuses_an_append_past_the_end_of_the_log() {
 }
 
 fn nack_from(n: NodeId, ballot: Ballot, round: u64) -> Message {
-    Message::Nack {
+    Message::Nack(Nack {
         ballot,
         promised: Ballot { round, node: n },
-    }
+    })
 }
 
 #[test]
@@ -391,7 +391,7 @@ fn a_follower_behind_the_snapshot_in_the_same_ballot_catches_up() {
     g.settle(4 * HEARTBEAT);
     let resyncs = g.delivered[before..]
         .iter()
-        .filter(|(_, _, m)| matches!(m, Message::AcceptSync { .. }))
+        .filter(|(_, _, m)| matches!(m, Message::AcceptSync(_)))
         .count();
     assert_eq!(resyncs, 0, "a caught-up follower is not re-synced");
     g.assert_agreement();
@@ -408,7 +408,7 @@ fn a_heartbeat_resends_only_to_a_follower_that_made_no_progress() {
     let accepts_from = |g: &Group, start: u64| {
         g.net
             .iter()
-            .filter(|(_, _, m)| matches!(m, Message::Accept { start: s, .. } if *s == start))
+            .filter(|(_, _, m)| matches!(m, Message::Accept(a) if a.start == start))
             .count()
     };
     // Entry 1 is in flight to both followers; a heartbeat period passes with the followers

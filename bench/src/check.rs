@@ -28,7 +28,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
     };
     let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
-    let result = checker::check(
+    let mut result = checker::check(
         &history,
         &CheckOptions {
             time_limit: args.time_limit,
@@ -37,6 +37,8 @@ pub fn run(args: &CheckArgs) -> u8 {
             all_keys: args.all_keys,
         },
     );
+    let nothing = nothing_checked(&mut result, history.ops.len() as u64)
+        .then_some("the history records none, so nothing was checked");
     if args.json {
         println!(
             "{}",
@@ -44,7 +46,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         );
     } else {
         let source = format!("{} ({format})", args.file.display());
-        print!("{}", render(&source, &history, &result, read_ms));
+        print!("{}", render(&source, &history, &result, read_ms, nothing));
     }
     result.verdict.exit_code() as u8
 }
@@ -55,8 +57,26 @@ fn parse_value(s: &str) -> Value {
         .map_or_else(|_| Value::Str(s.to_owned()), Value::Int)
 }
 
-/// The human-readable report of a check.
-pub fn render(source: &str, history: &History, result: &CheckResult, read_ms: f64) -> String {
+/// An empty history is trivially linearizable, but a file or a run without operations tested
+/// nothing, and calling it valid (exit 0) would pass it as a success: its verdict becomes
+/// unknown (exit 2). `operations` are those that test the store. Returns whether it did.
+pub(crate) fn nothing_checked(result: &mut CheckResult, operations: u64) -> bool {
+    if operations > 0 {
+        return false;
+    }
+    result.verdict = Verdict::Unknown;
+    true
+}
+
+/// The human-readable report of a check. `nothing`: why there was nothing to check (see
+/// [`nothing_checked`]), said in place of a verdict on the keys.
+pub fn render(
+    source: &str,
+    history: &History,
+    result: &CheckResult,
+    read_ms: f64,
+    nothing: Option<&str>,
+) -> String {
     let mut out = String::new();
     let (ok, fail, info) = history.outcome_counts();
     let _ = writeln!(
@@ -70,6 +90,10 @@ pub fn render(source: &str, history: &History, result: &CheckResult, read_ms: f6
         "{} states searched in {:.1} ms",
         result.states, result.elapsed_ms
     );
+    if let Some(why) = nothing {
+        let _ = writeln!(out, "UNKNOWN: no operations: {why}");
+        return out;
+    }
     match result.verdict {
         Verdict::Valid => {
             let _ = writeln!(

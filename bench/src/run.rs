@@ -260,7 +260,14 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let (history, _) = checker::read_file(&history_path, &ReadOptions::default())
         .with_context(|| format!("read back {}", history_path.display()))?;
     let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
-    let result = checker::check(&history, &CheckOptions::default());
+    let mut result = checker::check(&history, &CheckOptions::default());
+    // The final reads alone test nothing: without a workload operation the run is unknown.
+    let workload_ops = [&ctx.ok, &ctx.fail, &ctx.info]
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .sum();
+    let nothing = crate::check::nothing_checked(&mut result, workload_ops)
+        .then_some("the workload completed none (only the final reads ran), so nothing was tested");
     let results = results(
         &ctx,
         RunFacts {
@@ -287,6 +294,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         &history,
         &result,
         read_ms,
+        nothing,
     );
     print!("{summary}");
     print_latency(&stats);

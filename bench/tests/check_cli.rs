@@ -195,3 +195,24 @@ fn an_exhausted_budget_is_unknown_not_a_guess() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stdout(&out).contains("time limit"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_history_without_operations_is_unknown_not_valid() {
+    let dir = Dir::new();
+    let nemesis_only = r#"{"index":0,"time":5,"process":"nemesis","type":"info","f":"kill","value":{"kind":"kill","nodes":["n1"]}}"#;
+    for (name, text) in [("empty.jsonl", ""), ("nemesis-only.jsonl", nemesis_only)] {
+        let file = dir.file(name, text);
+        let out = bench(&[], &file);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("UNKNOWN: no operations"),
+            "{name}: {}",
+            stdout(&out)
+        );
+        assert!(!stdout(&out).contains("VALID"), "{name}: {}", stdout(&out));
+        let out = bench(&["--json"], &file);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stdout(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        assert_eq!(v["verdict"], "unknown", "{name}: {v}");
+    }
+}

@@ -308,3 +308,32 @@ fn a_node_that_cannot_start_is_named_and_nothing_is_left_behind() {
         processes_under(out.path())
     );
 }
+
+#[test]
+fn a_run_whose_workload_completes_nothing_is_unknown_not_valid() {
+    let out = tempfile::tempdir().unwrap();
+    let profile = out.path().join("idle.toml");
+    std::fs::write(
+        &profile,
+        "name = \"idle\"\nmix = { read = 1 }\nkeys = 2\nconcurrency = 2\ntimeout = \"1s\"\n\
+         op_limit = 0\n",
+    )
+    .unwrap();
+    let o = bench(
+        out.path(),
+        &[
+            "--time-limit",
+            "1s",
+            "--nemesis",
+            "none",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--seed",
+            "4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("UNKNOWN: no operations"), "{}", text(&o));
+    let results = std::fs::read_to_string(latest(out.path()).join("results.json")).unwrap();
+    assert!(results.contains(r#""verdict": "unknown""#), "{results}");
+}

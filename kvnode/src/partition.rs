@@ -243,7 +243,6 @@ impl Partition {
                     }
                 }
                 Event::InstallSnapshot(s) => self.install(&s, responses),
-                Event::Leader(_) => {}
             }
         }
         self.serve_ready(responses);

@@ -29,14 +29,6 @@ impl Store {
         self.data.get(key)
     }
 
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
     /// Applies a command from the decided log and returns its reply.
     pub fn apply(&mut self, cmd: &Command) -> Reply {
         if let Some(s) = self.sessions.get(&cmd.client) {

@@ -147,8 +147,6 @@ pub enum Event {
     ReadFailed { id: u64 },
     /// The state machine must be replaced by this snapshot (the follower was too far behind).
     InstallSnapshot(Snapshot),
-    /// Who leads now, as far as this replica knows.
-    Leader(Option<NodeId>),
 }
 
 /// Everything one step of a replica asks the runtime to do.
@@ -162,13 +160,4 @@ pub struct Outbox {
     pub after_persist: Vec<(NodeId, Message)>,
     pub send: Vec<(NodeId, Message)>,
     pub events: Vec<Event>,
-}
-
-impl Outbox {
-    pub fn is_empty(&self) -> bool {
-        self.persist.is_empty()
-            && self.after_persist.is_empty()
-            && self.send.is_empty()
-            && self.events.is_empty()
-    }
 }

@@ -234,10 +234,6 @@ impl Replica {
 
     // ----- Queries -------------------------------------------------------------------------
 
-    pub fn id(&self) -> NodeId {
-        self.cfg.me
-    }
-
     pub fn log_len(&self) -> u64 {
         self.offset + self.entries.len() as u64
     }
@@ -445,7 +441,7 @@ impl Replica {
         // so no ballot ever leads two different logs.
         self.promised = ballot;
         out.persist.push(Durable::Promise(ballot));
-        self.set_leader(None, out);
+        self.leader = None;
         // Our own acceptor answers too (its promise counts like any other).
         for &to in &self.cfg.group {
             out.after_persist.push((to, self.prepare(ballot)));
@@ -501,7 +497,7 @@ impl Replica {
             self.step_down(out);
             self.promised = ballot;
             out.persist.push(Durable::Promise(ballot));
-            self.set_leader(None, out);
+            self.leader = None;
             self.reset_timer();
         }
         let start = if self.accepted > their_accepted {
@@ -626,7 +622,7 @@ impl Replica {
             reads: Vec::new(),
             since_heartbeat: 0,
         }));
-        self.set_leader(Some(self.cfg.me), out);
+        self.leader = Some(self.cfg.me);
         // Our own log is synced by the records above; count it once they are durable.
         let me = self.cfg.me;
         if let Role::Leader(l) = &mut self.role {
@@ -716,14 +712,7 @@ impl Replica {
             for r in l.reads {
                 out.events.push(Event::ReadFailed { id: r.id });
             }
-            self.set_leader(None, out);
-        }
-    }
-
-    fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Outbox) {
-        if self.leader != leader {
-            self.leader = leader;
-            out.events.push(Event::Leader(leader));
+            self.leader = None;
         }
     }
 
@@ -747,7 +736,7 @@ impl Replica {
         }
         if !self.is_leader() {
             self.role = Role::Follower;
-            self.set_leader(Some(from), out);
+            self.leader = Some(from);
             self.reset_timer();
         }
         true

@@ -65,26 +65,33 @@ struct Peer {
     read_round: u64,
 }
 
-struct PromiseInfo {
+/// What a leader knows of a follower's log: enough to tell where an AcceptSync to it must start.
+#[derive(Clone, Copy, Debug)]
+struct FollowerLog {
+    /// The ballot in which its log was last synced, and that log's length.
     accepted: Ballot,
-    decided: u64,
     log_len: u64,
-    suffix_start: u64,
-    suffix: Vec<Command>,
-    snapshot: Option<Snapshot>,
+    /// Its decided prefix agrees with our log whatever else it holds.
+    decided: u64,
 }
 
-impl PromiseInfo {
-    /// What a leader assumes of a replica that needs a re-sync: only its decided prefix is
-    /// known to agree with the leader's log.
-    fn decided_only(decided: u64) -> PromiseInfo {
-        PromiseInfo {
+impl FollowerLog {
+    /// The log a promise describes.
+    fn promised(p: &Promise) -> FollowerLog {
+        FollowerLog {
+            accepted: p.accepted,
+            log_len: p.log_len,
+            decided: p.decided,
+        }
+    }
+
+    /// A log known only up to `decided` (the follower lost its AcceptSync, or what it lacks was
+    /// compacted): no sync computed from it starts above `decided`.
+    fn unknown_beyond(decided: u64) -> FollowerLog {
+        FollowerLog {
             accepted: Ballot::default(),
-            decided,
             log_len: 0,
-            suffix_start: 0,
-            suffix: Vec::new(),
-            snapshot: None,
+            decided,
         }
     }
 }
@@ -112,7 +119,7 @@ enum Role {
     Follower,
     Candidate {
         ballot: Ballot,
-        promises: BTreeMap<NodeId, PromiseInfo>,
+        promises: BTreeMap<NodeId, Promise>,
         since_start: u64,
     },
     Leader(Box<Leading>),
@@ -528,39 +535,20 @@ impl Replica {
     }
 
     fn on_promise(&mut self, from: NodeId, m: Promise, out: &mut Outbox) {
-        let Promise {
-            ballot,
-            accepted,
-            decided,
-            log_len,
-            suffix_start,
-            suffix,
-            snapshot,
-        } = m;
-        let info = PromiseInfo {
-            accepted,
-            decided,
-            log_len,
-            suffix_start,
-            suffix,
-            snapshot,
-        };
         match &mut self.role {
             Role::Candidate {
-                ballot: b,
-                promises,
-                ..
-            } if *b == ballot => {
-                promises.insert(from, info);
+                ballot, promises, ..
+            } if *ballot == m.ballot => {
+                promises.insert(from, m);
                 if promises.len() >= self.majority() {
                     self.become_leader(out);
                 }
             }
             // A late promise: sync that follower too.
             Role::Leader(l)
-                if l.ballot == ballot && !l.peers.get(&from).is_some_and(|p| p.synced) =>
+                if l.ballot == m.ballot && !l.peers.get(&from).is_some_and(|p| p.synced) =>
             {
-                self.sync_peer(from, &info, out);
+                self.sync_peer(from, FollowerLog::promised(&m), out);
             }
             _ => {}
         }
@@ -640,25 +628,25 @@ impl Replica {
                 gap: false,
             }),
         ));
-        for (from, info) in promises {
+        for (from, promise) in promises {
             if from != me {
-                self.sync_peer(from, &info, out);
+                self.sync_peer(from, FollowerLog::promised(&promise), out);
             }
         }
     }
 
     /// Sends `peer` an AcceptSync that makes its log equal to ours.
-    fn sync_peer(&mut self, peer: NodeId, info: &PromiseInfo, out: &mut Outbox) {
+    fn sync_peer(&mut self, peer: NodeId, known: FollowerLog, out: &mut Outbox) {
         let len = self.log_len();
         let Role::Leader(l) = &mut self.role else {
             return;
         };
         // Logs accepted in the same ballot are prefixes of one another; otherwise only the
         // decided prefix is known to agree.
-        let start = if info.accepted == l.adopted {
-            info.log_len.min(l.adopted_len)
+        let start = if known.accepted == l.adopted {
+            known.log_len.min(l.adopted_len)
         } else {
-            info.decided
+            known.decided
         }
         .min(len);
         let ballot = l.ballot;
@@ -893,7 +881,8 @@ impl Replica {
             return;
         };
         if !synced {
-            self.sync_peer(from, &PromiseInfo::decided_only(their_decided), out);
+            // It lost its AcceptSync: sync it again from what it knows is decided.
+            self.sync_peer(from, FollowerLog::unknown_beyond(their_decided), out);
             return;
         }
         p.matched = p.matched.max(log_len);
@@ -959,8 +948,15 @@ impl Replica {
             }
         }
         for id in resync {
-            self.sync_peer(id, &PromiseInfo::decided_only(0), out);
+            self.resync_from_snapshot(id, out);
         }
+    }
+
+    /// Sends `peer` an AcceptSync from our snapshot on: what it lacks was compacted away.
+    fn resync_from_snapshot(&mut self, peer: NodeId, out: &mut Outbox) {
+        debug_assert!(self.offset > 0, "there is a snapshot to send");
+        // Assuming nothing of its log, the sync starts at index 0, which lies in our snapshot.
+        self.sync_peer(peer, FollowerLog::unknown_beyond(0), out);
     }
 
     fn leader_tick(&mut self, out: &mut Outbox) {

@@ -2,7 +2,7 @@
 //! injects faults, record the history, heal, read every key one last time, check, write
 //! `results.json`, exit with the verdict.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use checker::{CheckOptions, ReadOptions, Verdict};
 use kvnode::config::Timing;
-use nemesis::schedule::ScheduleSpec;
+use nemesis::schedule::{FaultKind, ScheduleSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -101,7 +101,11 @@ impl RunConfig {
             cfg.test.clone_from(t);
         }
         if cfg.test.is_empty() {
-            cfg.test = format!("{}-{}", cfg.profile.name, cfg.nemesis.name.clone());
+            cfg.test = format!(
+                "{}-{}",
+                short_name(&cfg.profile.name),
+                short_name(&cfg.nemesis.name)
+            );
         }
         cfg.profile
             .validate()
@@ -112,8 +116,84 @@ impl RunConfig {
         if cfg.compaction.snapshot_every == 0 || cfg.compaction.wal_checkpoint_bytes == 0 {
             bail!("--snapshot-every and --wal-checkpoint-bytes must be at least 1");
         }
+        if cfg.time_limit.is_zero() {
+            bail!("--time-limit must be more than 0s: the workload would not run at all");
+        }
+        let (possible, impossible) = fault_kinds(&cfg.nemesis, cfg.nodes);
+        if possible.is_empty() && !impossible.is_empty() {
+            bail!(
+                "--nemesis {} can do nothing with --nodes {}: {}; give more --nodes or another \
+                 --nemesis (none, kill or pause work on any number of nodes)",
+                short_name(&cfg.nemesis.name),
+                cfg.nodes,
+                needs(&impossible)
+            );
+        }
         Ok(cfg)
     }
+
+    /// A warning when some of the schedule's fault kinds cannot happen on this many nodes (they
+    /// are left out of the plan), but others can.
+    fn nemesis_warning(&self) -> Option<String> {
+        let (possible, impossible) = fault_kinds(&self.nemesis, self.nodes);
+        if possible.is_empty() || impossible.is_empty() {
+            return None;
+        }
+        let drawn: Vec<String> = possible.into_iter().map(kind_name).collect();
+        Some(format!(
+            "--nemesis {}: {}, so with --nodes {} it draws only {}",
+            short_name(&self.nemesis.name),
+            needs(&impossible),
+            self.nodes,
+            drawn.join(", ")
+        ))
+    }
+}
+
+/// The schedule's fault kinds that can happen on `nodes` nodes, and those that cannot (a
+/// partition of one node).
+fn fault_kinds(spec: &ScheduleSpec, nodes: usize) -> (Vec<FaultKind>, Vec<FaultKind>) {
+    let mut kinds: Vec<FaultKind> = Vec::new();
+    for &kind in &spec.faults {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.into_iter().partition(|k| k.possible(nodes))
+}
+
+/// `partition needs at least 2 nodes`, for each kind.
+fn needs(kinds: &[FaultKind]) -> String {
+    kinds
+        .iter()
+        .map(|&k| {
+            let min = (1..)
+                .find(|&n| k.possible(n))
+                .expect("every fault kind is possible on some number of nodes");
+            format!("{} needs at least {min} nodes", kind_name(k))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A fault kind as schedules spell it (`partition-one`).
+fn kind_name(kind: FaultKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{kind:?}"),
+    }
+}
+
+/// A profile's or schedule's name as part of a run's name: a schedule read from a file is named
+/// by its path, and the run directory is named after the file's stem rather than nested under
+/// the path.
+fn short_name(name: &str) -> String {
+    let path = Path::new(name);
+    if path.components().count() <= 1 && !name.ends_with(".toml") {
+        return name.to_owned();
+    }
+    path.file_stem()
+        .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
 /// Runs `bench run`; returns the process exit code.
@@ -139,6 +219,9 @@ fn timestamp() -> String {
 
 async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let cfg = RunConfig::resolve(args)?;
+    if let Some(warning) = cfg.nemesis_warning() {
+        eprintln!("bench: warning: {warning}");
+    }
     let kvnode = find_kvnode(args.kvnode.as_deref())?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
     let dir = out.join(&cfg.test).join(timestamp());
@@ -373,6 +456,89 @@ mod tests {
             .join("\n");
         let old: RunConfig = toml::from_str(&old).unwrap();
         assert_eq!(old.compaction, Compaction::kvnode_default());
+    }
+
+    fn resolve_err(args: RunArgs) -> String {
+        let err = RunConfig::resolve(&args).expect_err("refused").to_string();
+        assert!(!err.contains('\n'), "one line: {err}");
+        err
+    }
+
+    #[test]
+    fn a_zero_time_limit_is_refused() {
+        let err = resolve_err(RunArgs {
+            time_limit: Some(Duration::ZERO),
+            ..RunArgs::default()
+        });
+        assert!(err.contains("--time-limit must be more than 0s"), "{err}");
+    }
+
+    #[test]
+    fn a_schedule_that_can_do_nothing_on_so_few_nodes_is_refused_naming_the_flags() {
+        for (nemesis, nodes, needs) in [
+            ("partition", 1, "partition needs at least 2 nodes"),
+            (
+                "partition-leader",
+                1,
+                "partition-leader needs at least 2 nodes",
+            ),
+            ("partition-ring", 2, "partition-ring needs at least 3 nodes"),
+            (
+                "partition-bridge",
+                2,
+                "partition-bridge needs at least 3 nodes",
+            ),
+        ] {
+            let err = resolve_err(RunArgs {
+                nemesis: Some(nemesis.into()),
+                nodes: Some(nodes),
+                ..RunArgs::default()
+            });
+            assert!(
+                err.contains(&format!(
+                    "--nemesis {nemesis} can do nothing with --nodes {nodes}"
+                )),
+                "{err}"
+            );
+            assert!(err.contains(needs), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_schedule_that_can_do_part_of_its_faults_runs_with_a_warning() {
+        let args = |nemesis: &str, nodes| RunArgs {
+            nemesis: Some(nemesis.into()),
+            nodes: Some(nodes),
+            ..RunArgs::default()
+        };
+        let mix = RunConfig::resolve(&args("mix", 1)).unwrap();
+        let warning = mix.nemesis_warning().expect("a warning");
+        assert!(
+            warning.contains("partition needs at least 2 nodes")
+                && warning.contains("it draws only kill, pause"),
+            "{warning}"
+        );
+        for (nemesis, nodes) in [("mix", 3), ("kill", 1), ("pause-leader", 1), ("none", 1)] {
+            let cfg = RunConfig::resolve(&args(nemesis, nodes)).unwrap();
+            assert_eq!(cfg.nemesis_warning(), None, "{nemesis} on {nodes}");
+        }
+    }
+
+    #[test]
+    fn a_run_from_a_schedule_file_is_named_after_its_stem() {
+        let dir = tempfile::tempdir().unwrap();
+        let schedule = dir.path().join("quick.toml");
+        std::fs::write(&schedule, "faults = [\"kill\"]\n").unwrap();
+        let cfg = RunConfig::resolve(&RunArgs {
+            nemesis: Some(schedule.to_str().unwrap().into()),
+            ..RunArgs::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.test, "register-quick");
+        assert_eq!(short_name("ycsb-a"), "ycsb-a");
+        assert_eq!(short_name("/tmp/x/busy.toml"), "busy");
+        assert_eq!(short_name("schedules/slow"), "slow");
+        assert_eq!(short_name("local.toml"), "local");
     }
 
     #[test]

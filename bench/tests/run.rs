@@ -71,6 +71,11 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("VALID"), "{}", text(&o));
     let run = latest(out.path());
+    // Named after the schedule file's stem, not nested under its absolute path.
+    assert_eq!(
+        run.parent(),
+        Some(out.path().join("register-quick").as_path())
+    );
     for f in [
         "config.toml",
         "cluster.toml",
@@ -336,4 +341,29 @@ fn a_run_whose_workload_completes_nothing_is_unknown_not_valid() {
     assert!(text(&o).contains("UNKNOWN: no operations"), "{}", text(&o));
     let results = std::fs::read_to_string(latest(out.path()).join("results.json")).unwrap();
     assert!(results.contains(r#""verdict": "unknown""#), "{results}");
+}
+
+#[test]
+fn runs_that_cannot_test_anything_are_refused_in_one_line() {
+    let out = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (
+            &["--nodes", "1", "--nemesis", "partition"][..],
+            "--nemesis partition can do nothing with --nodes 1",
+        ),
+        (
+            &["--time-limit", "0s"][..],
+            "--time-limit must be more than 0s",
+        ),
+    ] {
+        let o = bench(out.path(), args);
+        assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert!(
+        !out.path().join("latest").exists(),
+        "a refused run leaves no run directory"
+    );
 }

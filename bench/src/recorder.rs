@@ -1,5 +1,5 @@
-//! Streams the history to `history.jsonl` as events happen (DESIGN.md's format), one line each,
-//! with a global index and nanoseconds since the run started.
+//! Streams the history to `history.jsonl` as events happen, one line each, with a global index
+//! and nanoseconds since the run started. Every field is described in `docs/history.md`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

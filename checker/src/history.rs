@@ -1,9 +1,10 @@
 //! The history model: operations on keys, each an invocation paired with its completion.
 //!
-//! This follows Jepsen's op model (see `DESIGN.md`): a client process invokes an operation and
-//! exactly one completion follows for that process: `ok` (it happened), `fail` (it definitely did
-//! not happen) or `info` (unknown: it may have happened at any point after its invocation, or
-//! never). Readers of the supported formats all produce a [`History`].
+//! This follows Jepsen's op model (`docs/history.md` describes kvlab's own format): a client
+//! process invokes an operation and exactly one completion follows for that process: `ok` (it
+//! happened), `fail` (it definitely did not happen) or `info` (unknown: it may have happened at
+//! any point after its invocation, or never). Readers of the supported formats all produce a
+//! [`History`].
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
-//! kvlab's own history format: one JSON event per line (see `DESIGN.md`).
+//! kvlab's own history format: one JSON event per line; every field is described in
+//! `docs/history.md`.
 
 use std::borrow::Cow;
 

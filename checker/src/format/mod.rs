@@ -2,7 +2,7 @@
 //!
 //! | format | produced by | what a line holds |
 //! |---|---|---|
-//! | [`Format::Jsonl`] | kvlab's bench | one JSON event per line (`DESIGN.md`) |
+//! | [`Format::Jsonl`] | kvlab's bench | one JSON event per line (`docs/history.md`) |
 //! | [`Format::PorcupineKv`] | Porcupine's key-value tests | one EDN op map per line: get / put / append |
 //! | [`Format::JepsenLog`] | Jepsen's textual logs | `INFO  jepsen.util - <process> <type> <f> <value>` |
 //! | [`Format::Edn`] | Jepsen / Knossos `history.edn` | a vector, list or sequence of EDN op maps |

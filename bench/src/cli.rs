@@ -5,14 +5,21 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Exit code for bad arguments or unreadable input.
+/// Exit code for bad arguments or unreadable input, and for a run that could not finish. Not 2,
+/// which would read as the verdict unknown: a CI gate must not take a typo for an undecided check.
 pub const EXIT_USAGE: u8 = 254;
+
+/// Every exit code of `bench`, for `--help` (docs/exit-codes.md has the details).
+const EXIT_CODES: &str = "Exit codes: 0 valid; 1 anomaly (not linearizable); 2 unknown (undecided, \
+or no operations to check); 254 bad arguments or input, a refused or interrupted run, or a cluster \
+that could not start; also bench with no command, which prints this help. See docs/exit-codes.md.";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "bench",
     version,
-    about = "kvlab: is this key-value store linearizable under faults?"
+    about = "kvlab: is this key-value store linearizable under faults?",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -3,6 +3,11 @@
 //! [`Replica`] is driven by its runtime: `on_message`, `tick`, `propose` + `flush`, `read`,
 //! `compact`; each returns its wishes in an [`Outbox`]: records to persist, messages that may
 //! only leave once those records are durable, messages that may leave at once, and events.
+//!
+//! Where to read on: `replica/mod.rs` summarises the protocol and the rules every part keeps;
+//! `replica/election.rs`, `replica/replication.rs` and `replica/reads.rs` hold its phases, and
+//! `message.rs` what replicas say to each other and make durable. `tests.rs` pins each safety
+//! defect found so far to a step-by-step scenario.
 
 mod message;
 mod replica;

@@ -437,3 +437,89 @@ fn a_heartbeat_resends_only_to_a_follower_that_made_no_progress() {
     g.assert_agreement();
     assert_eq!(g.replica(1).decided(), 2);
 }
+
+/// Found in review: a new leader that keeps its own log, because it beats every promise it
+/// counted (its own promise not yet among them), labelled that log with the best promise's
+/// older accepted ballot; a follower whose log was accepted in that older ballot was then synced
+/// as if it were a prefix of the leader's, and kept a conflicting entry that got decided.
+#[test]
+fn a_leader_that_keeps_its_own_log_syncs_followers_by_that_log_s_ballot() {
+    let mut g = Group::new(3);
+    // Ballot A: n1 leads; x is decided everywhere.
+    g.elect(1);
+    g.propose(1, "x");
+    g.run();
+    g.settle(HEARTBEAT);
+    for n in 0..3 {
+        assert_eq!(g.replica(n).decided(), 1, "n{n}");
+    }
+    let a = g.replica(1).promised();
+    // y1 reaches n1's log only.
+    g.isolated.insert(1);
+    g.propose(1, "y1");
+    g.run();
+    g.crash(1, 0);
+    // n2 restarts (forgets its leader); n0 campaigns for A' with n2, whose AcceptSync is lost.
+    g.crash(2, 0);
+    g.net.clear();
+    for _ in 0..4 * ELECTION {
+        g.with(0, |r, out| r.tick(out));
+        if g.replica(0).promised() > a {
+            break;
+        }
+    }
+    for _ in 0..100 {
+        g.net
+            .retain(|(_, to, m)| !(*to == 2 && matches!(m, Message::AcceptSync(_))));
+        if !g.deliver_one() {
+            if g.nodes
+                .iter()
+                .all(|n| n.held.is_empty() && n.pending.is_empty())
+            {
+                break;
+            }
+            for n in 0..3 {
+                g.sync(n);
+            }
+        }
+    }
+    assert!(g.replica(0).is_leader(), "n0 leads A'");
+    let a_prime = g.replica(0).promised();
+    assert_eq!(
+        g.replica(2).accepted(),
+        a,
+        "n2 promised A' but is not synced in it"
+    );
+    // y2 reaches n0's log only.
+    g.isolated.insert(2);
+    g.propose(0, "y2");
+    g.run();
+    assert_eq!(g.replica(0).accepted(), a_prime);
+    assert_eq!(g.replica(0).entry(1), Some(&put("y2")));
+    assert_eq!(g.replica(1).entry(1), Some(&put("y1")));
+    // n0 loses its quorum and campaigns for B.
+    for _ in 0..6 * ELECTION {
+        g.with(0, |r, out| r.tick(out));
+        if g.replica(0).promised() > a_prime {
+            break;
+        }
+    }
+    assert!(g.replica(0).promised() > a_prime, "n0 campaigns for B");
+    g.net.clear();
+    g.isolated.clear();
+    // Its Prepares leave; its own promise waits for its next sync while n1's and n2's arrive.
+    g.sync(0);
+    for _ in 0..3 {
+        assert!(g.deliver_one());
+    }
+    g.sync(1);
+    g.sync(2);
+    while g.deliver_one() {}
+    assert!(
+        g.replica(0).is_leader(),
+        "n0 leads B on n1's and n2's promises"
+    );
+    g.run();
+    g.settle(2 * HEARTBEAT);
+    g.assert_agreement();
+}

@@ -186,9 +186,18 @@ impl Replica {
             .iter()
             .max_by_key(|(_, p)| (p.accepted, p.log_len))
             .expect("a majority is not empty");
-        if best_from != self.cfg.me
-            && (best.accepted, best.log_len) > (self.accepted, self.log_len())
-        {
+        // Our own log counts too (our acceptor promised this ballot before anyone heard of it),
+        // even when our own promise is not among the majority yet. `adopted` is the ballot in
+        // which the log we lead with was accepted: followers synced in that ballot hold a
+        // prefix of it, and only they.
+        let adopt_theirs = best_from != self.cfg.me
+            && (best.accepted, best.log_len) > (self.accepted, self.log_len());
+        let adopted = if adopt_theirs {
+            best.accepted
+        } else {
+            self.accepted
+        };
+        if adopt_theirs {
             if let Some(s) = &best.snapshot
                 && s.index > self.offset
             {
@@ -205,7 +214,6 @@ impl Replica {
                 entries: best.suffix[skip..].to_vec(),
             });
         }
-        let adopted = best.accepted;
         self.accepted = ballot;
         out.persist.push(Durable::Accepted(ballot));
         let len = self.log_len();

@@ -81,8 +81,9 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 /// Starts with fresh ports this many times when a node finds its port taken.
 const START_ATTEMPTS: usize = 3;
 
-/// The node binary: the one given; else `kvnode` beside the running `bench`; else this `bench`
-/// itself, which carries the same node code (so a fresh `cargo run --bin bench` works).
+/// The node binary: the one given; else this `bench` itself, which carries the node code of
+/// the same build (a `kvnode` lying beside it may be from an older build, and a bench must not
+/// test a store other than the one it was built with).
 pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
     if let Some(p) = given {
         if !p.is_file() {
@@ -91,12 +92,7 @@ pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
         return Ok(NodeBinary::Path(p.to_owned()));
     }
     let me = std::env::current_exe().context("locate the bench binary")?;
-    let beside = me.with_file_name("kvnode");
-    Ok(if beside.is_file() {
-        NodeBinary::Path(beside)
-    } else {
-        NodeBinary::Bench(me)
-    })
+    Ok(NodeBinary::Bench(me))
 }
 
 impl Cluster {

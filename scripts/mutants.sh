@@ -14,10 +14,10 @@ if ! command -v cargo-mutants >/dev/null; then
     cargo install --locked cargo-mutants@27.1.0
 fi
 # Simulation seeds per configuration for each mutant (the test suite itself runs more).
-export KVLAB_SIM_SEEDS="${KVLAB_SIM_SEEDS:-400}"
+export KVLAB_SIM_SEEDS="${KVLAB_SIM_SEEDS:-150}"
 cargo mutants -p kvnode \
-    -f 'kvnode/src/paxos/*.rs' -f kvnode/src/partition.rs -f kvnode/src/store.rs \
+    -f 'kvnode/src/paxos/*.rs' -f 'kvnode/src/paxos/**/*.rs' -f kvnode/src/partition.rs -f kvnode/src/store.rs \
     -f 'kvnode/src/wal/*.rs' -e kvnode/src/paxos/tests.rs \
     --test-package kvnode \
     --cargo-test-arg=--lib --cargo-test-arg=--test=simulation --cargo-test-arg=--test=wal \
-    --jobs "${JOBS:-2}" --timeout 120 --output target/mutants "$@"
+    --jobs "${JOBS:-2}" --timeout 90 --output target/mutants "$@"

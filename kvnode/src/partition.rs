@@ -327,3 +327,110 @@ fn decode_store(data: &[u8]) -> Store {
     // Snapshots are produced by `encode_store` and checksummed on disk and on the wire.
     postcard::from_bytes(data).expect("a snapshot holds a store")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paxos::{AcceptSync, Ballot, Prepare};
+
+    fn config(me: NodeId, group: Vec<NodeId>, snapshot_every: u64) -> PartitionConfig {
+        PartitionConfig {
+            replica: ReplicaConfig {
+                me,
+                group,
+                election_ticks: 10,
+                heartbeat_ticks: 3,
+                seed: 1,
+                max_batch: 64,
+            },
+            snapshot_every,
+            unsafe_read_local: false,
+            unsafe_early_ack: false,
+        }
+    }
+
+    /// Delivers to a one-replica partition what it sends itself (its records count as durable).
+    fn settle(p: &mut Partition, mut out: Outbox, responses: &mut Vec<(RequestId, Response)>) {
+        loop {
+            let msgs: Vec<_> = out
+                .after_persist
+                .drain(..)
+                .chain(out.send.drain(..))
+                .collect();
+            if msgs.is_empty() {
+                return;
+            }
+            out = Outbox::default();
+            for (to, msg) in msgs {
+                assert_eq!(to, 0, "a group of one talks to itself");
+                p.on_message(0, msg, &mut out, responses);
+            }
+        }
+    }
+
+    fn put(seq: u64) -> Command {
+        Command {
+            client: 1,
+            seq,
+            op: Op::Put {
+                key: "k".into(),
+                value: format!("v{seq}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_taken_every_snapshot_every_applied_entries() {
+        let mut p = Partition::new(config(0, vec![0], 4), []).unwrap();
+        let mut responses = Vec::new();
+        while !p.replica().is_leader() {
+            let mut out = Outbox::default();
+            p.tick(&mut out, &mut responses);
+            settle(&mut p, out, &mut responses);
+        }
+        for seq in 1..=13 {
+            let mut out = Outbox::default();
+            p.request(seq, put(seq), &mut out, &mut responses);
+            p.flush(seq, &mut out);
+            settle(&mut p, out, &mut responses);
+        }
+        assert_eq!(responses.len(), 13, "every write was answered");
+        assert_eq!(p.replica().decided(), 13);
+        assert_eq!(p.snapshots_taken(), 3, "at 4, 8 and 12 applied entries");
+        assert_eq!(p.replica().first_index(), 12);
+        assert_eq!(p.snapshots_installed(), 0);
+    }
+
+    #[test]
+    fn a_follower_counts_every_snapshot_it_installs() {
+        let mut p = Partition::new(config(1, vec![0, 1, 2], 1_000), []).unwrap();
+        let mut responses = Vec::new();
+        let ballot = Ballot { round: 1, node: 0 };
+        let mut out = Outbox::default();
+        let prepare = Prepare {
+            ballot,
+            decided: 0,
+            accepted: Ballot::default(),
+            log_len: 0,
+        };
+        p.on_message(0, Message::Prepare(prepare), &mut out, &mut responses);
+        let mut leader = Store::default();
+        for (i, index) in [5, 9].into_iter().enumerate() {
+            leader.apply(&put(i as u64 + 1));
+            let sync = AcceptSync {
+                ballot,
+                start: index,
+                entries: Vec::new(),
+                decided: index,
+                snapshot: Some(Snapshot {
+                    index,
+                    data: encode_store(&leader),
+                }),
+            };
+            p.on_message(0, Message::AcceptSync(sync), &mut out, &mut responses);
+        }
+        assert_eq!(p.snapshots_installed(), 2);
+        assert_eq!(p.replica().first_index(), 9);
+        assert_eq!(p.store, leader, "the follower's state is the leader's");
+    }
+}

@@ -254,10 +254,18 @@ impl Cluster {
                     && let Ok(Some(status)) = child.try_wait()
                 {
                     n.child = None;
+                    let path = self.dir.join(format!("{}.log", n.name));
+                    let log = std::fs::read_to_string(&path).unwrap_or_default();
+                    // Its last error line says why (clap, for one, ends with a hint instead).
+                    let lines = || log.lines().rev().filter(|l| !l.trim().is_empty());
+                    let why = lines()
+                        .find(|l| l.to_ascii_lowercase().contains("error"))
+                        .or_else(|| lines().next())
+                        .unwrap_or("(empty log)");
                     bail!(
-                        "node {} exited while starting ({status}); its log: {}",
+                        "node {} exited while starting ({status}): {why} (log: {})",
                         n.name,
-                        self.dir.join(format!("{}.log", n.name)).display()
+                        path.display()
                     );
                 }
             }

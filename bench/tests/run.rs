@@ -310,6 +310,9 @@ fn a_node_that_cannot_start_is_named_and_nothing_is_left_behind() {
     );
     assert_eq!(o.status.code(), Some(254), "{}", text(&o));
     assert!(text(&o).contains("exited while starting"), "{}", text(&o));
+    // The cause is in the message itself: the run's directory may be gone by the time anyone
+    // reads it (a test's temporary directory is).
+    assert!(text(&o).contains("--no-such-flag"), "{}", text(&o));
     assert!(
         processes_under(out.path()).is_empty(),
         "{:?}",

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::message::{Ballot, Durable, Message, Nack, NodeId, Outbox, Snapshot};
+use super::message::{Ballot, Durable, Message, Nack, NodeId, Outbox, Prepare, Snapshot};
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
 
@@ -522,4 +522,140 @@ fn a_leader_that_keeps_its_own_log_syncs_followers_by_that_log_s_ballot() {
     g.run();
     g.settle(2 * HEARTBEAT);
     g.assert_agreement();
+}
+
+/// Ticks every replica of a fresh group together, delivering nothing, and returns the tick at
+/// which each first campaigned.
+fn first_campaigns(g: &mut Group) -> Vec<u64> {
+    let n = g.nodes.len();
+    let mut at = vec![None; n];
+    for t in 1..=4 * ELECTION {
+        for i in 0..n {
+            g.with(i as NodeId, |r, out| r.tick(out));
+            if at[i].is_none() && g.replica(i as NodeId).promised() > Ballot::default() {
+                at[i] = Some(t);
+            }
+        }
+    }
+    at.into_iter()
+        .map(|t| t.expect("every replica campaigns within two timeouts"))
+        .collect()
+}
+
+/// Election timeouts are jittered per replica, so replicas that lose their leader together do
+/// not campaign in lockstep.
+#[test]
+fn replicas_draw_different_election_timeouts() {
+    let mut g = Group::new(3);
+    let at = first_campaigns(&mut g);
+    let distinct: BTreeSet<u64> = at.iter().copied().collect();
+    assert!(distinct.len() > 1, "all campaigned at tick {}", at[0]);
+    for t in at {
+        assert!(
+            (ELECTION..2 * ELECTION).contains(&t),
+            "timeout {t} outside [e, 2e)"
+        );
+    }
+}
+
+/// A promise counts only for the ballot it was given for: a late promise for a candidate's
+/// earlier ballot must not make it leader of the new one.
+#[test]
+fn a_promise_for_an_earlier_ballot_does_not_count() {
+    let mut g = Group::new(3);
+    // n0 campaigns; n1 promises, but the promise is held up.
+    for _ in 0..2 * ELECTION {
+        g.with(0, |r, out| r.tick(out));
+        if !g.nodes[0].pending.is_empty() {
+            break;
+        }
+    }
+    g.sync(0);
+    let first = g.replica(0).promised();
+    let to_n1 = g
+        .net
+        .iter()
+        .position(|(_, to, _)| *to == 1)
+        .expect("a prepare to n1");
+    let (from, to, prepare) = g.net.remove(to_n1).expect("there");
+    g.net.clear();
+    g.with(to, |r, out| r.on_message(from, prepare, out));
+    g.sync(1);
+    let late: Vec<_> = g.net.drain(..).collect();
+    assert_eq!(late.len(), 1, "n1's promise");
+    // n0 times out and campaigns again; only its own promise for the new ballot arrives, then
+    // n1's promise for the first.
+    for _ in 0..2 * ELECTION {
+        g.with(0, |r, out| r.tick(out));
+        if g.replica(0).promised() > first {
+            break;
+        }
+    }
+    assert!(g.replica(0).promised() > first);
+    g.sync(0);
+    g.net.retain(|(_, to, _)| *to == 0);
+    g.run();
+    g.net.extend(late);
+    while g.deliver_one() {}
+    assert!(
+        !g.replica(0).is_leader(),
+        "n0 led its second ballot on a promise for its first"
+    );
+}
+
+/// Stickiness: a follower whose leader is alive does not promise another candidate, so a node
+/// that comes back from a partition with a higher ballot cannot depose a healthy leader.
+#[test]
+fn a_follower_with_a_live_leader_ignores_other_candidates() {
+    let mut g = Group::new(3);
+    g.elect(0);
+    g.propose(0, "a");
+    g.run();
+    let ours = g.replica(0).promised();
+    let higher = Ballot {
+        round: ours.round + 5,
+        node: 2,
+    };
+    let prepare = Message::Prepare(Prepare {
+        ballot: higher,
+        decided: 0,
+        accepted: Ballot::default(),
+        log_len: 0,
+    });
+    g.with(1, |r, out| r.on_message(2, prepare, out));
+    g.sync(1);
+    assert_eq!(g.replica(1).promised(), ours, "n1 kept its promise to n0");
+    assert!(
+        !g.net.iter().any(|(_, to, _)| *to == 2),
+        "n1 answered n2's prepare"
+    );
+    assert_eq!(g.replica(1).leader(), Some(0));
+}
+
+/// A new leader gives its followers a whole election timeout to answer before it counts them
+/// as gone: it does not step down on its first tick.
+#[test]
+fn a_new_leader_does_not_step_down_before_its_followers_could_answer() {
+    let mut g = Group::new(3);
+    for _ in 0..2 * ELECTION {
+        g.with(0, |r, out| r.tick(out));
+        if !g.nodes[0].pending.is_empty() {
+            break;
+        }
+    }
+    g.sync(0);
+    while g.deliver_one() {}
+    for n in 0..3 {
+        g.sync(n);
+    }
+    while !g.replica(0).is_leader() {
+        assert!(g.deliver_one(), "n0 wins");
+    }
+    // From the moment it wins, nothing more is heard from the followers.
+    g.net.clear();
+    g.isolated.extend([1, 2]);
+    for _ in 0..ELECTION - 1 {
+        g.with(0, |r, out| r.tick(out));
+    }
+    assert!(g.replica(0).is_leader());
 }

@@ -42,17 +42,36 @@ fn failure(cfg: &SimConfig) -> (Option<String>, sim::SimResult) {
 
 fn replay_hint(cfg: &SimConfig) -> String {
     format!(
-        "replay with: KVLAB_SIM_SEED={} KVLAB_SIM_NODES={} cargo test -p kvnode --test simulation replay -- --ignored --nocapture",
-        cfg.seed, cfg.nodes
+        "replay with: KVLAB_SIM_SEED={} KVLAB_SIM_NODES={} KVLAB_SIM_REPLICATION={} cargo test -p kvnode --test simulation replay -- --ignored --nocapture",
+        cfg.seed, cfg.nodes, cfg.replication
     )
+}
+
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|n| n.parse().ok())
+}
+
+/// The configuration `replay` and `search` run for `seed`: `KVLAB_SIM_NODES` nodes (3), and the
+/// replication factor `KVLAB_SIM_REPLICATION` or, without it, drawn from the seed as the
+/// test suite draws it.
+fn config_from_env(seed: u64) -> SimConfig {
+    let nodes = env_number("KVLAB_SIM_NODES").unwrap_or(3);
+    match env_number("KVLAB_SIM_REPLICATION") {
+        Some(r) => {
+            let mut cfg = SimConfig::new(seed);
+            cfg.nodes = nodes;
+            cfg.replication = r;
+            cfg
+        }
+        None => SimConfig::with_nodes(seed, nodes),
+    }
 }
 
 fn all_pass(nodes: usize, seeds: u64) {
     let mut stats = sim::Stats::default();
     let started = std::time::Instant::now();
     for seed in 0..seeds {
-        let mut cfg = SimConfig::new(seed);
-        cfg.nodes = nodes;
+        let cfg = SimConfig::with_nodes(seed, nodes);
         let (problem, result) = failure(&cfg);
         if let Some(p) = problem {
             panic!("seed {seed}: {p}\n{cfg:?}\n{}", replay_hint(&cfg));
@@ -148,19 +167,13 @@ fn unsafe_early_acknowledgement_is_caught() {
 }
 
 #[test]
-#[ignore = "replays one seed: KVLAB_SIM_SEED=N [KVLAB_SIM_NODES=3] [KVLAB_SIM_HISTORY=1]"]
+#[ignore = "replays one seed: KVLAB_SIM_SEED=N [KVLAB_SIM_NODES=3] [KVLAB_SIM_REPLICATION=R] [KVLAB_SIM_HISTORY=1]"]
 fn replay() {
     let seed = std::env::var("KVLAB_SIM_SEED")
         .expect("set KVLAB_SIM_SEED")
         .parse()
         .expect("a number");
-    let mut cfg = SimConfig::new(seed);
-    if let Some(n) = std::env::var("KVLAB_SIM_NODES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        cfg.nodes = n;
-    }
+    let cfg = config_from_env(seed);
     let (problem, result) = failure(&cfg);
     if std::env::var_os("KVLAB_SIM_HISTORY").is_some() {
         for op in &result.history.ops {
@@ -178,7 +191,8 @@ fn replay() {
 }
 
 /// The first failing seed the simulation found for each defect of issue 9 (with the others
-/// fixed), replayed on every run.
+/// fixed), replayed on every run. They were found with three replicas per partition
+/// (`KVLAB_SIM_REPLICATION=3`).
 #[test]
 fn regression_seeds() {
     let found = [
@@ -205,20 +219,15 @@ fn regression_seeds() {
 }
 
 #[test]
-#[ignore = "searches seeds for the first failure: KVLAB_SIM_SEEDS=N [KVLAB_SIM_NODES=3] [KVLAB_SIM_ALL=1]"]
+#[ignore = "searches seeds for the first failure: KVLAB_SIM_SEEDS=N [KVLAB_SIM_NODES=3] [KVLAB_SIM_REPLICATION=R] [KVLAB_SIM_ALL=1]"]
 fn search() {
-    let nodes = std::env::var("KVLAB_SIM_NODES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(3);
     // With KVLAB_SIM_ALL, go on past the first failure and count them (a bug's catch rate).
     let all = std::env::var_os("KVLAB_SIM_ALL").is_some();
     let started = std::time::Instant::now();
     let total = seeds(10_000);
     let mut failed = 0;
     for seed in 0..total {
-        let mut cfg = SimConfig::new(seed);
-        cfg.nodes = nodes;
+        let cfg = config_from_env(seed);
         if let (Some(p), _) = failure(&cfg) {
             failed += 1;
             if failed == 1 {

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::message::{Ballot, Durable, Message, Nack, NodeId, Outbox, Prepare, Snapshot};
+use super::message::{Ballot, Durable, Event, Message, Nack, NodeId, Outbox, Prepare, Snapshot};
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
 
@@ -33,6 +33,8 @@ struct Group {
     isolated: BTreeSet<NodeId>,
     /// Every message delivered so far.
     delivered: Vec<(NodeId, NodeId, Message)>,
+    /// Every event a replica reported, with the replica.
+    events: Vec<(NodeId, Event)>,
 }
 
 fn config(me: NodeId, n: usize) -> ReplicaConfig {
@@ -71,6 +73,7 @@ impl Group {
             net: VecDeque::new(),
             isolated: BTreeSet::new(),
             delivered: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -86,6 +89,14 @@ impl Group {
         for (to, msg) in out.send {
             self.net.push_back((n, to, msg));
         }
+        self.events.extend(out.events.into_iter().map(|e| (n, e)));
+    }
+
+    /// Whether node `n` reported read `id` ready.
+    fn read_ready(&self, n: NodeId, id: u64) -> bool {
+        self.events
+            .iter()
+            .any(|(m, e)| *m == n && matches!(e, Event::ReadReady { id: i, .. } if *i == id))
     }
 
     /// Makes node `n`'s pending records durable and releases what waited for them.
@@ -658,4 +669,49 @@ fn a_new_leader_does_not_step_down_before_its_followers_could_answer() {
         g.with(0, |r, out| r.tick(out));
     }
     assert!(g.replica(0).is_leader());
+}
+
+/// Read index: a read that arrives while a confirmation round is open waits for the next round
+/// (the open one may have been acknowledged before the read arrived); a majority's
+/// acknowledgement, not everyone's, confirms a round.
+#[test]
+fn a_read_waits_for_a_round_that_started_after_it_arrived() {
+    let mut g = Group::new(3);
+    g.elect(0);
+    g.propose(0, "a");
+    g.run();
+    g.settle(HEARTBEAT);
+    g.isolated.insert(2);
+    g.with(0, |r, out| r.read(1, out).expect("the leader reads"));
+    g.with(0, |r, out| r.read(2, out).expect("the leader reads"));
+    while !g.read_ready(0, 1) {
+        assert!(g.deliver_one(), "read 1 is confirmed by n0 and n1");
+    }
+    assert!(!g.read_ready(0, 2), "read 2 arrived after round 1 began");
+    while g.deliver_one() {}
+    assert!(g.read_ready(0, 2), "the next round confirms read 2");
+}
+
+#[test]
+fn a_single_replica_serves_reads_at_once() {
+    let mut g = Group::new(1);
+    g.elect(0);
+    g.with(0, |r, out| r.read(7, out).expect("the leader reads"));
+    assert!(g.read_ready(0, 7));
+    g.with(0, |r, out| r.read(8, out).expect("the leader reads"));
+    assert!(g.read_ready(0, 8));
+}
+
+/// A leader that hears from a majority (itself and one of two followers) keeps leading.
+#[test]
+fn a_leader_with_one_follower_down_keeps_leading() {
+    let mut g = Group::new(3);
+    g.elect(0);
+    g.isolated.insert(2);
+    g.settle(3 * ELECTION);
+    assert!(g.replica(0).is_leader());
+    g.propose(0, "b");
+    g.run();
+    g.settle(HEARTBEAT);
+    assert_eq!(g.replica(1).decided(), 1);
 }

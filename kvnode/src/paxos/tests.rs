@@ -538,13 +538,13 @@ fn a_leader_that_keeps_its_own_log_syncs_followers_by_that_log_s_ballot() {
 /// Ticks every replica of a fresh group together, delivering nothing, and returns the tick at
 /// which each first campaigned.
 fn first_campaigns(g: &mut Group) -> Vec<u64> {
-    let n = g.nodes.len();
-    let mut at = vec![None; n];
+    let mut at = vec![None; g.nodes.len()];
     for t in 1..=4 * ELECTION {
-        for i in 0..n {
-            g.with(i as NodeId, |r, out| r.tick(out));
-            if at[i].is_none() && g.replica(i as NodeId).promised() > Ballot::default() {
-                at[i] = Some(t);
+        for (i, first) in at.iter_mut().enumerate() {
+            let id = i as NodeId;
+            g.with(id, |r, out| r.tick(out));
+            if first.is_none() && g.replica(id).promised() > Ballot::default() {
+                *first = Some(t);
             }
         }
     }

@@ -53,7 +53,10 @@ fn porcupine_samples_get_the_verdicts_their_readme_states() {
     }
     for n in 0..=102u32 {
         let file = dir.join(format!("jepsen/etcd_{n:03}.log"));
-        let want = if n == 95 || ETCD_LINEARIZABLE.contains(&n) {
+        // 095 is empty (its cluster never started): no operations, so nothing to decide.
+        let want = if n == 95 {
+            2
+        } else if ETCD_LINEARIZABLE.contains(&n) {
             0
         } else {
             1

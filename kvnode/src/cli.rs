@@ -27,8 +27,8 @@ pub struct Args {
     /// Deliberate bug: serve GET from the local replica without confirming leadership.
     #[arg(long)]
     unsafe_read_local: bool,
-    /// Deliberate bug: acknowledge PUT/DELETE once the leader has logged it, before a quorum,
-    /// and replicate lazily (every third heartbeat period).
+    /// Deliberate bug: acknowledge PUT/DELETE once the leader's own log has it durably, before
+    /// a quorum does.
     #[arg(long)]
     unsafe_early_ack: bool,
 }

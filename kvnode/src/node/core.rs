@@ -520,3 +520,70 @@ impl<R> NodeCore<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Op;
+    use crate::config::{NodeConfig, Timing};
+
+    fn one_node() -> ClusterConfig {
+        ClusterConfig {
+            partitions: 1,
+            replication: 1,
+            nodes: vec![NodeConfig {
+                id: "n1".into(),
+                client: "127.0.0.1:1".parse().unwrap(),
+                peer: "127.0.0.1:2".parse().unwrap(),
+            }],
+            timing: Timing::default(),
+            links: Vec::new(),
+        }
+    }
+
+    /// Makes each batch durable at once and hands its held messages back, as the WAL would.
+    fn flush_and_sync(core: &mut NodeCore<()>) -> Option<WalBatch> {
+        let mut batch = core.flush().wal?;
+        for (from, msg) in std::mem::take(&mut batch.held) {
+            core.handle(Input::Peer { from, msg });
+        }
+        core.handle(Input::Synced { batch: batch.seq });
+        Some(batch)
+    }
+
+    /// A checkpoint replaces the whole log, so it must be taken after every record of its batch:
+    /// taken when it was asked for, it lost the records that came later in the same batch.
+    #[test]
+    fn a_checkpoint_holds_the_records_that_follow_its_request_in_the_batch() {
+        let mut core = NodeCore::recover(one_node(), "n1", &CoreOptions::default(), &[]).unwrap();
+        for _ in 0..1_000 {
+            core.handle(Input::Tick);
+            flush_and_sync(&mut core);
+            if core.partitions().all(|(_, p)| p.replica().is_leader()) {
+                break;
+            }
+        }
+        core.handle(Input::CheckpointWanted);
+        let request = Request {
+            id: 1,
+            client: 1,
+            seq: 1,
+            op: Op::Put {
+                key: "k".into(),
+                value: "v".into(),
+            },
+        };
+        core.handle(Input::Client { request, reply: () });
+        let batch = flush_and_sync(&mut core).expect("a batch");
+        let checkpoint = batch.checkpoint.expect("the checkpoint");
+        let back: NodeCore<()> =
+            NodeCore::recover(one_node(), "n1", &CoreOptions::default(), &checkpoint).unwrap();
+        let len = |c: &NodeCore<()>| {
+            c.partitions()
+                .map(|(_, p)| p.replica().log_len())
+                .sum::<u64>()
+        };
+        assert_eq!(len(&core), 1, "the put is in the live log");
+        assert_eq!(len(&back), len(&core), "the checkpoint lost the put");
+    }
+}

@@ -78,12 +78,16 @@ pub fn render(
     nothing: Option<&str>,
 ) -> String {
     let mut out = String::new();
-    let (ok, fail, info) = history.outcome_counts();
+    let n = history.outcome_counts();
     let _ = writeln!(
         out,
-        "{source}: {} operations ({ok} ok, {fail} fail, {info} info) on {} keys, read in {read_ms:.1} ms",
-        history.ops.len(),
-        history.keys.len(),
+        "{source}: {} ({} ok, {} CAS miss, {} fail, {} info) on {}, read in {read_ms:.1} ms",
+        checker::counted(history.ops.len() as u64, "operation", "operations"),
+        n.ok,
+        n.cas_miss,
+        n.fail,
+        n.info,
+        checker::counted(history.keys.len() as u64, "key", "keys"),
     );
     let keys = result.keys.len();
     let searched = format!(
@@ -98,21 +102,24 @@ pub fn render(
         Verdict::Valid => {
             let _ = writeln!(
                 out,
-                "VALID: every key is linearizable ({keys} keys, {searched})"
+                "VALID: every key is linearizable ({}, {searched})",
+                checker::counted(keys as u64, "key", "keys")
             );
         }
         Verdict::Invalid => {
             let _ = writeln!(
                 out,
-                "INVALID: {} of {keys} keys are not linearizable ({searched})",
-                result.count(Verdict::Invalid)
+                "INVALID: {} of {} not linearizable ({searched})",
+                result.count(Verdict::Invalid),
+                of_keys(keys)
             );
         }
         Verdict::Unknown => {
             let _ = writeln!(
                 out,
-                "UNKNOWN: {} of {keys} keys could not be decided ({searched})",
-                result.count(Verdict::Unknown)
+                "UNKNOWN: {} of {} could not be decided ({searched})",
+                result.count(Verdict::Unknown),
+                of_keys(keys)
             );
         }
     }
@@ -154,13 +161,23 @@ pub fn render(
     out
 }
 
+/// "1 key is" / "3 keys are".
+fn of_keys(n: usize) -> String {
+    if n == 1 {
+        "1 key is".into()
+    } else {
+        format!("{n} keys are")
+    }
+}
+
 fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
     let _ = writeln!(out, "\nkey {key:?} is not linearizable:");
     let _ = writeln!(out, "  {}", a.explanation);
     let _ = writeln!(
         out,
-        "  the longest linearizable prefix has {} operations and leaves the value {}; it ends with:",
-        a.prefix_len, a.value_after_prefix
+        "  the longest linearizable prefix has {} and leaves the value {}; it ends with:",
+        checker::counted(a.prefix_len as u64, "operation", "operations"),
+        a.value_after_prefix
     );
     for op in &a.prefix_tail {
         let _ = writeln!(out, "    {}", op_line(op, timed));
@@ -179,14 +196,14 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
 fn op_line(op: &OpSummary, timed: bool) -> String {
     let at = |t: u64, line: u64| {
         if timed {
-            format!("{:>10.3} ms", t as f64 / 1e6)
+            format!("{:>12.6} s", t as f64 / 1e9)
         } else {
             format!("line {line:>6}")
         }
     };
     let end = match (op.complete, op.complete_line) {
         (Some(t), Some(l)) => at(t, l),
-        _ => format!("{:>13}", "never"),
+        _ => format!("{:>14}", "never"),
     };
     format!(
         "process {:<4} {} .. {}  {}",

@@ -266,6 +266,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         stop: AtomicBool::new(false),
         ops_left: AtomicU64::new(cfg.profile.op_limit.unwrap_or(u64::MAX)),
         ok: AtomicU64::new(0),
+        cas_miss: AtomicU64::new(0),
         fail: AtomicU64::new(0),
         info: AtomicU64::new(0),
         fault: std::sync::Mutex::new("none".into()),
@@ -306,22 +307,20 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let windows = nemesis.await.context("the nemesis task failed")??;
     progress.abort();
     eprintln!();
-    if interrupted.load(Ordering::SeqCst) {
-        cluster.lock().await.shutdown().await;
-        let _ = ctx.recorder.finish();
-        bail!(
-            "interrupted; the cluster is stopped and the partial history is in {}",
-            dir.display()
+    let interrupted = interrupted.load(Ordering::SeqCst);
+    if interrupted {
+        eprintln!(
+            "bench: interrupted: the cluster is stopped; checking and reporting the partial history"
         );
+    } else {
+        // Heal, let the cluster recover, then read every key once more (as Jepsen does).
+        {
+            let mut c = cluster.lock().await;
+            c.heal()?;
+            c.wait_ready(Duration::from_secs(30)).await?;
+        }
+        final_reads(&ctx).await;
     }
-
-    // Heal, let the cluster recover, then read every key once more (as Jepsen does).
-    {
-        let mut c = cluster.lock().await;
-        c.heal()?;
-        c.wait_ready(Duration::from_secs(30)).await?;
-    }
-    final_reads(&ctx).await;
     cluster.lock().await.shutdown().await;
     signals.abort();
     let events = ctx.recorder.finish().context("write history.jsonl")?;
@@ -345,10 +344,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
     let mut result = checker::check(&history, &CheckOptions::default());
     // The final reads alone test nothing: without a workload operation the run is unknown.
-    let workload_ops = [&ctx.ok, &ctx.fail, &ctx.info]
-        .iter()
-        .map(|n| n.load(Ordering::Relaxed))
-        .sum();
+    let workload_ops = ctx.completed();
     let nothing = crate::check::nothing_checked(&mut result, workload_ops)
         .then_some("the workload completed none (only the final reads ran), so nothing was tested");
     let results = results(
@@ -361,6 +357,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             started_at,
             elapsed,
             events,
+            interrupted,
         },
     );
     let written = ResultsFile {
@@ -393,6 +390,11 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         eprintln!("bench run: no runs index: {e}");
     }
     println!("run directory: {}", dir.display());
+    if interrupted && result.verdict == Verdict::Valid {
+        // Nothing wrong in what was recorded, but the run did not finish: not a pass.
+        println!("interrupted: the partial history is linearizable, but the run is unknown");
+        return Ok(Verdict::Unknown);
+    }
     Ok(result.verdict)
 }
 

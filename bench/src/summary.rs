@@ -32,25 +32,28 @@ pub(crate) async fn progress(ctx: Arc<Ctx>) {
     interval.tick().await;
     loop {
         interval.tick().await;
-        let (ok, fail, info) = (
-            ctx.ok.load(Ordering::Relaxed),
-            ctx.fail.load(Ordering::Relaxed),
-            ctx.info.load(Ordering::Relaxed),
-        );
-        let ops = ok + fail + info;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        let ops = ctx.completed();
         let fault = ctx.fault.lock().expect("fault lock").clone();
         seconds += 1;
         let line = format!(
-            "[{:>4.0}s / {:.0}s] {:>6} ops/s  ok {ok}  fail {fail}  info {info}  fault: {:<60.60}",
+            "[{:>4.0}s / {:.0}s] {:>6} ops/s  ok {}  CAS miss {}  fail {}  info {}  fault: {fault}",
             ctx.start.elapsed().as_secs_f64().min(total),
             total,
             ops - last_ops,
-            fault
+            load(&ctx.ok),
+            load(&ctx.cas_miss),
+            load(&ctx.fail),
+            load(&ctx.info),
         );
         if tty {
-            eprint!("\r{line}");
+            // Rewritten in place: never longer than the terminal is wide, or it would wrap.
+            let width = terminal_size::terminal_size_of(std::io::stderr())
+                .map_or(80, |(w, _)| usize::from(w.0));
+            let fitted: String = line.chars().take(width.saturating_sub(1)).collect();
+            eprint!("\r{fitted:<0$}", width.saturating_sub(1));
         } else if seconds.is_multiple_of(5) {
-            eprintln!("{}", line.trim_end());
+            eprintln!("{line}");
         }
         last_ops = ops;
     }
@@ -75,18 +78,25 @@ pub(crate) struct RunFacts<'a> {
     pub started_at: SystemTime,
     pub elapsed: Duration,
     pub events: u64,
+    pub interrupted: bool,
+}
+
+fn by_function(
+    hs: &std::collections::HashMap<&'static str, Histogram<u64>>,
+) -> std::collections::BTreeMap<String, Quantiles> {
+    hs.iter()
+        .map(|(f, h)| ((*f).to_owned(), quantiles(h)))
+        .collect()
 }
 
 pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
-    let (ok, fail, info) = facts.history.outcome_counts();
+    let n = facts.history.outcome_counts();
     let run_secs = ctx
         .cfg
         .time_limit
         .as_secs_f64()
         .min(facts.elapsed.as_secs_f64());
-    let completed = ctx.ok.load(Ordering::Relaxed)
-        + ctx.fail.load(Ordering::Relaxed)
-        + ctx.info.load(Ordering::Relaxed);
+    let completed = ctx.completed();
     RunResults {
         verdict: facts.result.verdict,
         test: ctx.cfg.test.clone(),
@@ -97,32 +107,43 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
         duration_s: run_secs,
         operations: facts.history.ops.len(),
         events: facts.events,
-        ok,
-        fail,
-        info,
-        throughput_ops_per_s: completed as f64 / run_secs,
-        latency: facts
-            .stats
-            .latency
-            .iter()
-            .map(|(f, h)| ((*f).to_owned(), quantiles(h)))
-            .collect(),
+        ok: n.ok,
+        fail: n.fail,
+        cas_miss: n.cas_miss,
+        info: n.info,
+        // Guarded: a run interrupted in its first instant has no length to divide by.
+        throughput_ops_per_s: if run_secs > 0.0 {
+            completed as f64 / run_secs
+        } else {
+            0.0
+        },
+        latency: by_function(&facts.stats.latency),
+        service_time: by_function(&facts.stats.service),
+        node_args: ctx.cfg.node_args.clone(),
+        interrupted: facts.interrupted,
         faults: facts.windows,
         checker: CheckerSummary::from(facts.result),
     }
 }
 
+/// Both latency figures per function: from the intended start, and service time.
 pub(crate) fn print_latency(stats: &Stats) {
-    let mut fs: Vec<_> = stats.latency.iter().collect();
-    fs.sort_by_key(|(f, _)| **f);
-    for (f, h) in fs {
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        println!(
-            "latency {f:<6} n={:<7} p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-            h.len(),
-            ms(0.5),
-            ms(0.99),
-            h.max() as f64 / 1000.0
-        );
+    let mut fs: Vec<_> = stats.latency.keys().copied().collect();
+    fs.sort();
+    for f in fs {
+        let line = |what: &str, h: &Histogram<u64>| {
+            let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+            println!(
+                "{f:<6} {what:<27} n={:<7} p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+                h.len(),
+                ms(0.5),
+                ms(0.99),
+                h.max() as f64 / 1000.0
+            );
+        };
+        line("latency from intended start", &stats.latency[f]);
+        if let Some(h) = stats.service.get(f) {
+            line("service time", h);
+        }
     }
 }

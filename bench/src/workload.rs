@@ -31,31 +31,43 @@ pub(crate) struct Ctx {
     pub(crate) stop: AtomicBool,
     pub(crate) ops_left: AtomicU64,
     pub(crate) ok: AtomicU64,
+    /// CAS operations whose precondition did not hold (not failures).
+    pub(crate) cas_miss: AtomicU64,
     pub(crate) fail: AtomicU64,
     pub(crate) info: AtomicU64,
     pub(crate) fault: std::sync::Mutex<String>,
 }
 
+/// Microsecond histograms per function, of completed operations.
 #[derive(Default)]
 pub(crate) struct Stats {
+    /// From the operation's intended start (its slot in an open-loop schedule, else its
+    /// invocation) to its completion.
     pub(crate) latency: HashMap<&'static str, Histogram<u64>>,
+    /// From the invocation to the completion.
+    pub(crate) service: HashMap<&'static str, Histogram<u64>>,
 }
 
 impl Stats {
-    pub(crate) fn record(&mut self, f: &'static str, micros: u64) {
-        self.latency
-            .entry(f)
-            .or_insert_with(|| Histogram::new(3).expect("histogram"))
-            .record(micros.max(1))
-            .expect("in range");
+    pub(crate) fn record(&mut self, f: &'static str, latency: Duration, service: Duration) {
+        for (map, d) in [(&mut self.latency, latency), (&mut self.service, service)] {
+            map.entry(f)
+                .or_insert_with(|| Histogram::new(3).expect("histogram"))
+                .saturating_record((d.as_micros() as u64).max(1));
+        }
     }
 
     pub(crate) fn merge(&mut self, other: Stats) {
-        for (f, h) in other.latency {
-            match self.latency.get_mut(f) {
-                Some(mine) => mine.add(h).expect("same bounds"),
-                None => {
-                    self.latency.insert(f, h);
+        for (mine, theirs) in [
+            (&mut self.latency, other.latency),
+            (&mut self.service, other.service),
+        ] {
+            for (f, h) in theirs {
+                match mine.get_mut(f) {
+                    Some(m) => m.add(h).expect("same bounds"),
+                    None => {
+                        mine.insert(f, h);
+                    }
                 }
             }
         }
@@ -91,6 +103,7 @@ pub async fn measure_workload(
         stop: AtomicBool::new(false),
         ops_left: AtomicU64::new(profile.op_limit.unwrap_or(u64::MAX)),
         ok: AtomicU64::new(0),
+        cas_miss: AtomicU64::new(0),
         fail: AtomicU64::new(0),
         info: AtomicU64::new(0),
         fault: std::sync::Mutex::new("none".into()),
@@ -118,9 +131,7 @@ pub async fn measure_workload(
     }
     let seconds = start.elapsed().as_secs_f64();
     let events = ctx.recorder.finish()?;
-    let ops = ctx.ok.load(Ordering::Relaxed)
-        + ctx.fail.load(Ordering::Relaxed)
-        + ctx.info.load(Ordering::Relaxed);
+    let ops = ctx.completed();
     Ok(Throughput {
         ops,
         seconds,
@@ -158,6 +169,19 @@ fn op_for(
             "delete",
             serde_json::Value::Null,
         ),
+    }
+}
+
+/// The error a CAS miss is recorded with (`docs/history.md`).
+const PRECONDITION: &str = "precondition";
+
+impl Ctx {
+    /// Workload operations completed so far, every outcome.
+    pub(crate) fn completed(&self) -> u64 {
+        [&self.ok, &self.cas_miss, &self.fail, &self.info]
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -209,6 +233,7 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
             value.push('.');
         }
         let (op, f, arg) = op_for(kind, &key, &value, last.get(&key));
+        let invoked = Instant::now();
         ctx.recorder.record(&Event {
             process: Process::Client(process),
             kind: "invoke",
@@ -238,7 +263,7 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
                     Some(c) => last.insert(key.clone(), c.clone()),
                     None => last.remove(&key),
                 };
-                ("fail", arg, Some("precondition".to_owned()))
+                ("fail", arg, Some(PRECONDITION.to_owned()))
             }
             Ok(Reply::Stale) => ("fail", arg, Some("stale session".to_owned())),
             Err(ClientError::Failed(why)) => ("fail", arg, Some(why.clone())),
@@ -252,9 +277,10 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
             value,
             error: error.as_deref(),
         });
-        stats.record(f, began.elapsed().as_micros() as u64);
+        stats.record(f, began.elapsed(), invoked.elapsed());
         match kind_name {
             "ok" => &ctx.ok,
+            "fail" if error.as_deref() == Some(PRECONDITION) => &ctx.cas_miss,
             "fail" => &ctx.fail,
             _ => {
                 // Jepsen's rule: a process whose operation's fate is unknown never invokes again.

@@ -83,13 +83,19 @@ fn a_stale_read_is_explained_by_the_write_that_overwrote_it() {
         r#"{"time":6,"process":1,"type":"ok","f":"read","key":"k","value":"a"}"#,
     ]
     .join("\n");
-    let out = bench(&[], &dir.file("h.jsonl", &history));
+    let file = dir.file("h.jsonl", &history);
+    let out = bench(&[], &file);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("had overwritten it"),
-        "{}",
-        stdout(&out)
-    );
+    let text = stdout(&out);
+    assert!(text.contains("had overwritten it"), "{text}");
+    // One time base: seconds since the history's start, to the microsecond.
+    assert!(text.contains("(completed at 0.000000 s)"), "{text}");
+    // The write the read missed is named, for the report to place faults against.
+    let out = bench(&["--json"], &file);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let missed = &v["keys"][0]["anomaly"]["missed"];
+    assert_eq!(missed["f"], "write", "{v}");
+    assert_eq!(missed["value"], "b", "{v}");
 }
 
 #[test]

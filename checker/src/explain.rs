@@ -27,8 +27,10 @@ impl Failure<'_> {
         let h = self.history;
         let culprit = &h.ops[self.culprit as usize];
         let summary = |i: u32| OpSummary::new(h, i as usize);
+        let (explanation, missed) = self.explain(culprit);
         Anomaly {
-            explanation: self.explain(culprit),
+            explanation,
+            missed: missed.map(summary),
             culprit: summary(self.culprit),
             prefix_len: self.prefix.len(),
             prefix_tail: self.prefix[self.prefix.len().saturating_sub(TAIL)..]
@@ -61,7 +63,8 @@ impl Failure<'_> {
         shown
     }
 
-    fn explain(&self, c: &Operation) -> String {
+    /// The explanation, and the acknowledged write the culprit failed to see, if it names one.
+    fn explain(&self, c: &Operation) -> (String, Option<u32>) {
         let h = self.history;
         let key = h.key_name(c);
         let at = when(h, c.invoke, c.complete);
@@ -70,14 +73,14 @@ impl Failure<'_> {
             self.prefix.len(),
             Shown(&self.value_after)
         );
-        match (&c.call, &c.outcome) {
+        let sentence = match (&c.call, &c.outcome) {
             (Call::Read, Outcome::Ok(read)) => {
                 let what = format!(
                     "read of {key} by process {} {at} returned {}",
                     c.process,
                     Shown(read)
                 );
-                self.observation(c, read, &what, &after)
+                return self.observation(c, read, &what, &after);
             }
             (Call::Cas { expected, new }, Outcome::Ok(_)) => {
                 let what = format!(
@@ -85,7 +88,7 @@ impl Failure<'_> {
                     Shown(expected),
                     c.process
                 );
-                self.observation(c, expected, &what, &after)
+                return self.observation(c, expected, &what, &after);
             }
             (Call::Cas { expected, .. }, Outcome::PreconditionFailed) => format!(
                 "cas of {key} by process {} {at} failed because the value was not {}, but \
@@ -100,12 +103,26 @@ impl Failure<'_> {
                 crate::verdict::describe(c),
                 c.process
             ),
-        }
+        };
+        (sentence, None)
     }
 
-    /// Explains why `c`, which observed `seen`, cannot be linearised.
-    fn observation(&self, c: &Operation, seen: &Option<Value>, what: &str, after: &str) -> String {
+    /// Explains why `c`, which observed `seen`, cannot be linearised; names the write `c` missed
+    /// when the story is one of a value already overwritten.
+    fn observation(
+        &self,
+        c: &Operation,
+        seen: &Option<Value>,
+        what: &str,
+        after: &str,
+    ) -> (String, Option<u32>) {
         let h = self.history;
+        let unexplained = || {
+            (
+                format!("{what}, which no order of the concurrent operations explains: {after}"),
+                None,
+            )
+        };
         let c_start = c.invoke.index;
         let c_end = c.complete.map_or(u64::MAX, |e| e.index);
         let writers: Vec<&Operation> = self
@@ -116,7 +133,10 @@ impl Failure<'_> {
             .collect();
         let initial = h.initial == *seen;
         if writers.is_empty() && !initial {
-            return format!("{what}, but no operation ever wrote {}", Shown(seen));
+            return (
+                format!("{what}, but no operation ever wrote {}", Shown(seen)),
+                None,
+            );
         }
         let possible: Vec<&&Operation> =
             writers.iter().filter(|w| w.invoke.index < c_end).collect();
@@ -125,7 +145,7 @@ impl Failure<'_> {
                 .iter()
                 .min_by_key(|w| w.invoke.index)
                 .expect("writers is not empty");
-            return format!(
+            let sentence = format!(
                 "{what}, but {} wrote {} only later: process {}'s {} began {}, after the {} had completed",
                 if writers.len() == 1 {
                     "the only operation that"
@@ -138,22 +158,23 @@ impl Failure<'_> {
                 when(h, first.invoke, None),
                 c.call.func()
             );
+            return (sentence, None);
         }
-        // Every possible source of the value was overwritten before `c` began?
+        // Every possible source of the value was overwritten before `c` began? The overwriting
+        // operation, as an index into the history's operations.
         let shadow = |done: u64| {
-            self.key_ops.iter().map(|&i| &h.ops[i as usize]).find(|x| {
+            self.key_ops.iter().copied().find(|&i| {
+                let x = &h.ops[i as usize];
                 matches!(x.outcome, Outcome::Ok(_))
                     && writes(x).is_some_and(|v| v != *seen)
                     && x.invoke.index > done
                     && x.complete.is_some_and(|e| e.index < c_start)
             })
         };
-        let mut latest: Option<(&Operation, &Operation)> = None;
+        let mut latest: Option<(&Operation, u32)> = None;
         for w in &possible {
             let Some(done) = w.complete.filter(|_| matches!(w.outcome, Outcome::Ok(_))) else {
-                return format!(
-                    "{what}, which no order of the concurrent operations explains: {after}"
-                );
+                return unexplained();
             };
             match shadow(done.index) {
                 Some(x) => {
@@ -161,38 +182,38 @@ impl Failure<'_> {
                         latest = Some((w, x));
                     }
                 }
-                None => {
-                    return format!(
-                        "{what}, which no order of the concurrent operations explains: {after}"
-                    );
-                }
+                None => return unexplained(),
             }
         }
         if initial && shadow(0).is_none() {
-            return format!(
-                "{what}, which no order of the concurrent operations explains: {after}"
-            );
+            return unexplained();
         }
         match latest {
-            Some((w, x)) => format!(
-                "{what}, but process {}'s {} completed {} and process {}'s {} had overwritten it \
-                 (completed {}) before the {} began",
-                w.process,
-                crate::verdict::describe(w),
-                when(h, w.complete.expect("shadowed writers completed"), None),
-                x.process,
-                crate::verdict::describe(x),
-                when(h, x.complete.expect("shadows completed"), None),
-                c.call.func()
-            ),
+            Some((w, xi)) => {
+                let x = &h.ops[xi as usize];
+                let sentence = format!(
+                    "{what}, but process {}'s {} completed {} and process {}'s {} had overwritten it \
+                     (completed {}) before the {} began",
+                    w.process,
+                    crate::verdict::describe(w),
+                    when(h, w.complete.expect("shadowed writers completed"), None),
+                    x.process,
+                    crate::verdict::describe(x),
+                    when(h, x.complete.expect("shadows completed"), None),
+                    c.call.func()
+                );
+                (sentence, Some(xi))
+            }
             None => {
-                let x = shadow(0).expect("initial value shadowed");
-                format!(
+                let xi = shadow(0).expect("initial value shadowed");
+                let x = &h.ops[xi as usize];
+                let sentence = format!(
                     "{what}, the initial value, but process {}'s {} had already replaced it (completed {})",
                     x.process,
                     crate::verdict::describe(x),
                     when(h, x.complete.expect("shadows completed"), None),
-                )
+                );
+                (sentence, Some(xi))
             }
         }
     }
@@ -211,11 +232,12 @@ fn writes(op: &Operation) -> Option<Option<Value>> {
     }
 }
 
-/// "at 1.234 s" / "between 1.234 s and 1.240 s", or by line for untimed histories.
+/// "at 1.234567 s" / "(from 1.234567 s to 1.240001 s)": seconds since the history's time 0, to
+/// the microsecond; by line for untimed histories.
 fn when(h: &History, start: Event, end: Option<Event>) -> String {
     let point = |e: Event| {
         if h.timed {
-            format!("{:.3} ms", e.time as f64 / 1e6)
+            format!("{:.6} s", e.time as f64 / 1e9)
         } else {
             format!("line {}", e.line)
         }
@@ -224,4 +246,10 @@ fn when(h: &History, start: Event, end: Option<Event>) -> String {
         Some(end) => format!("(from {} to {})", point(start), point(end)),
         None => format!("at {}", point(start)),
     }
+}
+
+/// `n` and the noun in the number it takes: `counted(1, "key", "keys")` is "1 key".
+pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }

@@ -150,6 +150,17 @@ pub struct Operation {
     pub complete: Option<Event>,
 }
 
+/// How many operations of a history ended each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub ok: usize,
+    /// CAS operations whose precondition did not hold: answered correctly, changed nothing.
+    pub cas_miss: usize,
+    /// Operations that definitely did not take effect, for any other reason.
+    pub fail: usize,
+    pub info: usize,
+}
+
 /// A whole history, split into operations.
 ///
 /// Invariants: `ops` is sorted by `invoke.index`; every `key` indexes `keys`; a completion's
@@ -170,14 +181,17 @@ impl History {
         &self.keys[op.key as usize]
     }
 
-    /// Operations counted by outcome: `(ok, fail, info)`; a failed precondition counts as fail.
-    pub fn outcome_counts(&self) -> (usize, usize, usize) {
-        self.ops
-            .iter()
-            .fold((0, 0, 0), |(ok, fail, info), op| match op.outcome {
-                Outcome::Ok(_) => (ok + 1, fail, info),
-                Outcome::Fail | Outcome::PreconditionFailed => (ok, fail + 1, info),
-                Outcome::Info => (ok, fail, info + 1),
-            })
+    /// Operations counted by outcome, with CAS precondition misses apart from failures.
+    pub fn outcome_counts(&self) -> OutcomeCounts {
+        let mut n = OutcomeCounts::default();
+        for op in &self.ops {
+            match op.outcome {
+                Outcome::Ok(_) => n.ok += 1,
+                Outcome::PreconditionFailed => n.cas_miss += 1,
+                Outcome::Fail => n.fail += 1,
+                Outcome::Info => n.info += 1,
+            }
+        }
+        n
     }
 }

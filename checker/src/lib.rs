@@ -30,6 +30,7 @@ mod verdict;
 
 pub use check::{CheckOptions, check};
 pub use error::ReadError;
+pub use explain::counted;
 pub use format::{EdnModel, Format, ReadOptions, read_file, read_str};
-pub use history::{Call, Event, Func, History, Operation, Outcome, Value};
+pub use history::{Call, Event, Func, History, Operation, Outcome, OutcomeCounts, Value};
 pub use verdict::{Anomaly, CheckResult, KeyResult, OpSummary, Verdict};

@@ -83,6 +83,10 @@ pub struct Anomaly {
     pub explanation: String,
     /// The operation that could not be linearised after the longest linearisable prefix.
     pub culprit: OpSummary,
+    /// The acknowledged write whose effect the culprit did not see, when the explanation is a
+    /// value already overwritten (a lost or stale write): the operation to look at first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<OpSummary>,
     /// Length of the longest prefix of the key's operations that could be linearised.
     pub prefix_len: usize,
     /// The last operations of that prefix, in linearisation order.

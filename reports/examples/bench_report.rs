@@ -233,7 +233,7 @@ fn generate(dir: &Path, ops: usize, seed: u64) -> PathBuf {
 }
 
 fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult) {
-    let (ok, fail, info) = h.outcome_counts();
+    let n = h.outcome_counts();
     let results = RunResults {
         verdict: result.verdict,
         test: "generated".into(),
@@ -244,11 +244,15 @@ fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult
         duration_s: SECONDS,
         operations: h.ops.len(),
         events: 2 * h.ops.len() as u64,
-        ok,
-        fail,
-        info,
+        ok: n.ok,
+        fail: n.fail,
+        cas_miss: n.cas_miss,
+        info: n.info,
         throughput_ops_per_s: h.ops.len() as f64 / SECONDS,
         latency: Default::default(),
+        service_time: Default::default(),
+        node_args: Vec::new(),
+        interrupted: false,
         faults: FAULTS
             .iter()
             .map(|(label, s, e)| FaultWindow {

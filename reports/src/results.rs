@@ -31,11 +31,31 @@ pub struct RunResults {
     /// Events written to the history (invocations, completions and nemesis events).
     pub events: u64,
     pub ok: usize,
+    /// Operations that definitely did not take effect, CAS precondition misses excepted.
     pub fail: usize,
+    /// CAS operations whose precondition did not hold: the store answered them correctly and
+    /// they changed nothing. Not failures. (Absent from runs before it was counted apart; their
+    /// `fail` includes these.)
+    #[serde(default)]
+    pub cas_miss: usize,
     pub info: usize,
     pub throughput_ops_per_s: f64,
-    /// Latency quantiles per function over completed operations, from hdrhistogram.
+    /// Latency from intended start, per function, over completed operations (hdrhistogram): from
+    /// the instant the workload's schedule meant the operation to start (open loop, a profile with
+    /// `rate`) or from its invocation (closed loop) to its completion. Under an open-loop
+    /// workload it includes the time an operation waited behind slow ones: what a user would see.
     pub latency: BTreeMap<String, Quantiles>,
+    /// Service time, per function: from the invocation to the completion, as the client measured
+    /// it: how long the store took to answer. Empty for runs before it was recorded.
+    #[serde(default)]
+    pub service_time: BTreeMap<String, Quantiles>,
+    /// The `--node-arg` flags every node ran with (e.g. a deliberate bug), in order.
+    #[serde(default)]
+    pub node_args: Vec<String>,
+    /// The run was interrupted (Ctrl-C, SIGTERM): the history stops where it was, no final
+    /// reads ran, and the verdict is over what was recorded.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Every fault the nemesis injected, in order.
     pub faults: Vec<FaultWindow>,
     pub checker: CheckerSummary,

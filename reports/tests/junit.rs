@@ -27,6 +27,7 @@ fn results(verdict: Verdict, test: &str) -> RunResults {
         anomaly: (v == Verdict::Invalid).then(|| Anomaly {
             explanation: "read of k<1> returned \"v1\" & more".into(),
             culprit: culprit.clone(),
+            missed: None,
             prefix_len: 2,
             prefix_tail: vec![],
             value_after_prefix: serde_json::json!("v2"),
@@ -46,9 +47,13 @@ fn results(verdict: Verdict, test: &str) -> RunResults {
         events: 16,
         ok: 6,
         fail: 1,
+        cas_miss: 0,
         info: 1,
         throughput_ops_per_s: 0.13,
         latency: Default::default(),
+        service_time: Default::default(),
+        node_args: Vec::new(),
+        interrupted: false,
         faults: vec![],
         checker: CheckerSummary {
             elapsed_ms: 12.5,

@@ -58,7 +58,7 @@ impl Fixture {
         std::fs::write(&path, history).unwrap();
         let (h, _) = checker::read_file(&path, &ReadOptions::default()).unwrap();
         let result = checker::check(&h, &CheckOptions::default());
-        let (ok, fail, info) = h.outcome_counts();
+        let n = h.outcome_counts();
         let results = RunResults {
             verdict: result.verdict,
             test: test.to_owned(),
@@ -69,11 +69,15 @@ impl Fixture {
             duration_s: 10.0,
             operations: h.ops.len(),
             events: events.len() as u64,
-            ok,
-            fail,
-            info,
+            ok: n.ok,
+            fail: n.fail,
+            cas_miss: n.cas_miss,
+            info: n.info,
             throughput_ops_per_s: h.ops.len() as f64 / 10.0,
             latency: Default::default(),
+            service_time: Default::default(),
+            node_args: Vec::new(),
+            interrupted: false,
             faults,
             checker: CheckerSummary::from(&result),
         };

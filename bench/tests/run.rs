@@ -99,10 +99,26 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
     assert_eq!(results["verdict"], "valid");
     assert_eq!(results["seed"], 11);
     assert!(results["ok"].as_u64().unwrap() > 100, "{results}");
-    assert!(
-        results["latency"]["read"]["p50_ms"].as_f64().is_some(),
-        "{results}"
-    );
+    // Both latency figures, and CAS misses counted apart from failures.
+    for figure in ["latency", "service_time"] {
+        assert!(
+            results[figure]["read"]["p50_ms"].as_f64().is_some(),
+            "{figure}: {results}"
+        );
+    }
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let misses = history
+        .lines()
+        .filter(|l| l.contains(r#""type":"fail""#) && l.contains(r#""error":"precondition""#))
+        .count() as u64;
+    assert!(misses > 0, "the register profile's CAS never missed");
+    assert_eq!(results["cas_miss"].as_u64(), Some(misses), "{results}");
+    let fails = history
+        .lines()
+        .filter(|l| l.contains(r#""type":"fail""#))
+        .count() as u64;
+    assert_eq!(results["fail"].as_u64(), Some(fails - misses), "{results}");
+    assert_eq!(results["interrupted"], false);
     // The compaction thresholds the nodes ran with, and what they did with them.
     let compaction = &results["compaction"];
     assert_eq!(
@@ -116,7 +132,6 @@ fn a_short_run_is_valid_and_leaves_a_complete_run_directory() {
         assert!(compaction[count].as_u64().is_some(), "{results}");
     }
     // Every fault start has its end, and the nemesis events are in the history.
-    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     assert!(
         history.contains(r#""process":"nemesis""#),
         "no nemesis events"
@@ -240,6 +255,17 @@ fn interrupted_run_leaves_nothing(signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted run is not a verdict");
+    if signal != nix::sys::signal::Signal::SIGKILL {
+        // What is known is written: a partial history, checked and reported, is unknown.
+        assert_eq!(status.code(), Some(2), "{status}");
+        let run = latest(out.path());
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(results["interrupted"], true, "{results}");
+        assert!(results["operations"].as_u64().unwrap() > 0, "{results}");
+        assert!(run.join("report.html").is_file());
+    }
     // Signals are delivered asynchronously: wait (bounded) for the nodes to be gone.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_under(out.path()).is_empty() && Instant::now() < deadline {

@@ -40,6 +40,13 @@ pub enum Command {
     Profiles,
     /// List the built-in nemesis schedules.
     Nemeses,
+    /// kvnode's client, built in: `bench kvctl --config DIR/cluster.toml put k v` (`bench kvctl
+    /// --help`). Exit status is kvctl's: 0 done, 1 failed or unknown, 2 bad arguments, 3 NOT SET.
+    #[command(disable_help_flag = true)]
+    Kvctl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run one kvnode from this executable (used when no kvnode binary is at hand).
     #[command(hide = true)]
     Kvnode {
@@ -74,7 +81,7 @@ pub struct RunArgs {
     /// Put run directories under DIR instead of runs/.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The kvnode binary (default: next to bench).
+    /// A kvnode binary to run instead of the one built into this executable.
     #[arg(long)]
     pub kvnode: Option<PathBuf>,
     /// Extra flag for every kvnode, e.g. --node-arg=--unsafe-read-local (repeatable).
@@ -103,7 +110,7 @@ pub struct ClusterArgs {
     /// Where the configuration, logs and data go.
     #[arg(long, default_value = "runs/cluster")]
     pub dir: PathBuf,
-    /// The kvnode binary (default: next to bench).
+    /// A kvnode binary to run instead of the one built into this executable.
     #[arg(long)]
     pub kvnode: Option<PathBuf>,
     /// Extra flag for every kvnode (repeatable).
@@ -163,6 +170,7 @@ pub fn main() -> u8 {
             }
             0
         }
+        Command::Kvctl { args } => kvnode::kvctl::main_from("bench kvctl", args),
         Command::Kvnode { args } => {
             // Exit codes of kvnode are small; anything else maps to failure.
             match kvnode::cli::main_from(args) {

@@ -249,25 +249,8 @@ impl Cluster {
         let deadline = std::time::Instant::now() + within;
         loop {
             let attempt = self.probe().await;
-            for n in &mut self.nodes {
-                if let Some(child) = n.child.as_mut()
-                    && let Ok(Some(status)) = child.try_wait()
-                {
-                    n.child = None;
-                    let path = self.dir.join(format!("{}.log", n.name));
-                    let log = std::fs::read_to_string(&path).unwrap_or_default();
-                    // Its last error line says why (clap, for one, ends with a hint instead).
-                    let lines = || log.lines().rev().filter(|l| !l.trim().is_empty());
-                    let why = lines()
-                        .find(|l| l.to_ascii_lowercase().contains("error"))
-                        .or_else(|| lines().next())
-                        .unwrap_or("(empty log)");
-                    bail!(
-                        "node {} exited while starting ({status}): {why} (log: {})",
-                        n.name,
-                        path.display()
-                    );
-                }
+            if let Some(exit) = self.exited().into_iter().next() {
+                bail!("node {} exited while starting {exit}", exit.name);
             }
             if attempt.is_ok() {
                 return Ok(());
@@ -297,6 +280,35 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// The nodes that exited by themselves since the last call (not those the bench killed),
+    /// each with why. They stay down until [`Cluster::restart`] or [`Cluster::heal`].
+    pub fn exited(&mut self) -> Vec<NodeExit> {
+        let mut exits = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(child) = n.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                n.child = None;
+                let log = self.dir.join(format!("{}.log", n.name));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                // Its last error line says why (clap, for one, ends with a hint instead).
+                let lines = || text.lines().rev().filter(|l| !l.trim().is_empty());
+                let why = lines()
+                    .find(|l| l.to_ascii_lowercase().contains("error"))
+                    .or_else(|| lines().next())
+                    .unwrap_or("(empty log)")
+                    .to_owned();
+                exits.push(NodeExit {
+                    name: n.name.clone(),
+                    status,
+                    why,
+                    log,
+                });
+            }
+        }
+        exits
     }
 
     fn pid(&self, name: &str) -> Option<u32> {
@@ -388,6 +400,29 @@ async fn reap(killed: Vec<Child>) {
         }
     });
     let _ = reaped.await;
+}
+
+/// A node that exited by itself, as [`Cluster::exited`] reports it.
+#[derive(Debug)]
+pub struct NodeExit {
+    pub name: String,
+    pub status: std::process::ExitStatus,
+    /// The last error line of its log (or its last line).
+    pub why: String,
+    pub log: PathBuf,
+}
+
+impl std::fmt::Display for NodeExit {
+    /// `(exit status: 1): <why> (log: <path>)`: follows "node NAME exited ...".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "({}): {} (log: {})",
+            self.status,
+            self.why,
+            self.log.display()
+        )
+    }
 }
 
 impl Drop for Cluster {

@@ -416,15 +416,31 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             node_args: args.node_arg.clone(),
         };
         let mut cluster = Cluster::start(spec, &args.dir).await?;
+        let config = std::path::absolute(args.dir.join("cluster.toml"))?;
+        // This very executable carries kvctl: the command works as printed, nothing to install.
+        let me = std::env::current_exe().context("locate the bench binary")?;
         println!(
-            "{} nodes up; try: kvctl --config {} put k v   (Ctrl-C stops them)",
-            args.nodes,
-            args.dir.join("cluster.toml").display()
+            "{} up, logs in {}; Ctrl-C stops them. Try:\n  {} kvctl --config {} put greeting hello",
+            checker::counted(args.nodes as u64, "node", "nodes"),
+            args.dir.display(),
+            me.display(),
+            config.display()
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut watch = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = watch.tick() => {
+                    for exit in cluster.exited() {
+                        eprintln!(
+                            "bench cluster: node {} exited {exit}; the others keep serving",
+                            exit.name
+                        );
+                    }
+                }
+            }
         }
         cluster.shutdown().await;
         println!("stopped");

@@ -399,3 +399,76 @@ fn runs_that_cannot_test_anything_are_refused_in_one_line() {
         "a refused run leaves no run directory"
     );
 }
+
+/// Lines of a child's output, read on a thread, so that a test waits with a deadline.
+fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line containing `needle`; returns it.
+fn line_with(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no line with {needle:?}; got: {seen:#?}");
+}
+
+#[test]
+fn bench_cluster_prints_a_kvctl_command_that_works_and_says_when_a_node_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["cluster", "--nodes", "3", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    // The printed command, run as printed, with no kvctl on PATH.
+    let command = line_with(&stdout, " kvctl --config ");
+    let words = shell_words::split(command.trim()).unwrap();
+    let out = Command::new(&words[0]).args(&words[1..]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    // A node killed behind the bench's back is reported, naming it.
+    let n2 = processes_under(dir.path())
+        .into_iter()
+        .find(|p| p.contains("--id n2"))
+        .expect("n2 runs");
+    let pid: i32 = n2.split(':').next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let said = line_with(&stderr, "node n2 exited");
+    assert!(said.contains("the others keep serving"), "{said}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_under(dir.path()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(processes_under(dir.path()).is_empty());
+}

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod kvctl;
 pub mod logging;
 pub mod node;
 pub mod partition;

@@ -11,7 +11,8 @@ pub const EXIT_USAGE: u8 = 254;
 
 /// Every exit code of `bench`, for `--help` (docs/exit-codes.md has the details).
 const EXIT_CODES: &str = "Exit codes: 0 valid; 1 anomaly (not linearizable); 2 unknown (undecided, \
-or no operations to check); 254 bad arguments or input, a refused or interrupted run, or a cluster \
+no operations to check, or a run interrupted before it could finish); 254 bad arguments or input, \
+a refused run, or a cluster \
 that could not start; also bench with no command, which prints this help. See docs/exit-codes.md.";
 
 #[derive(Parser, Debug)]

@@ -9,23 +9,33 @@ use checker::{Func, History, Outcome, ReadOptions};
 use crate::error::ReportError;
 use crate::results::RunResults;
 
-/// How an operation ended, as the plots group it. `status as usize` indexes [`Status::ALL`].
+/// How an operation ended, as the plots and tables group it. `status as usize` indexes
+/// [`Status::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Ok,
+    /// A CAS whose precondition did not hold: answered, correctly, and it changed nothing. Not a
+    /// failure: the store was available.
+    CasMiss,
     Fail,
     Info,
 }
 
 impl Status {
-    pub const ALL: [Status; 3] = [Status::Ok, Status::Fail, Status::Info];
+    pub const ALL: [Status; 4] = [Status::Ok, Status::CasMiss, Status::Fail, Status::Info];
 
     pub fn name(self) -> &'static str {
         match self {
             Status::Ok => "ok",
+            Status::CasMiss => "CAS miss",
             Status::Fail => "fail",
             Status::Info => "info",
         }
+    }
+
+    /// The store answered: the operation took effect, or it was a CAS that found another value.
+    pub fn answered(self) -> bool {
+        matches!(self, Status::Ok | Status::CasMiss)
     }
 }
 
@@ -50,8 +60,10 @@ pub struct Op {
 }
 
 impl Op {
-    /// Latency in milliseconds, for completed operations.
-    pub fn latency_ms(&self) -> Option<f64> {
+    /// Service time (invocation to completion) in milliseconds, for completed operations. The
+    /// history does not record an open-loop operation's intended start, so this is the only
+    /// latency the report can compute per operation.
+    pub fn service_ms(&self) -> Option<f64> {
         self.complete
             .map(|c| c.saturating_sub(self.invoke) as f64 / 1e6)
     }
@@ -92,7 +104,8 @@ impl Run {
                 f: op.call.func(),
                 status: match op.outcome {
                     Outcome::Ok(_) => Status::Ok,
-                    Outcome::Fail | Outcome::PreconditionFailed => Status::Fail,
+                    Outcome::PreconditionFailed => Status::CasMiss,
+                    Outcome::Fail => Status::Fail,
                     Outcome::Info => Status::Info,
                 },
                 invoke: op.invoke.time,
@@ -126,6 +139,12 @@ impl Run {
     pub fn wall(&self, ns: u64) -> Option<SystemTime> {
         self.started_at().map(|t| t + Duration::from_nanos(ns))
     }
+}
+
+/// A history time as the report states every time: seconds since the run started, to the
+/// microsecond (`12.345678 s`), as the checker's explanations do.
+pub fn seconds(ns: u64) -> String {
+    format!("{:.6} s", ns as f64 / 1e9)
 }
 
 /// Reads and parses a `results.json`.

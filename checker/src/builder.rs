@@ -145,6 +145,21 @@ impl Builder {
         Ok(())
     }
 
+    /// Completes `process`'s read as one that returned nothing the checker can use (Knossos's
+    /// read of `nil`): recorded as `info`, so the search lets it fall anywhere, but unlike a real
+    /// `info` the operation did complete, so the process goes on.
+    pub(crate) fn complete_uninformative_read(
+        &mut self,
+        line: u64,
+        time: Option<u64>,
+        process: u64,
+        key: Option<&str>,
+    ) -> Result<(), ReadError> {
+        self.complete(line, time, process, Func::Read, key, Outcome::Info)?;
+        self.retired.remove(&process);
+        Ok(())
+    }
+
     /// Operations still in progress at the end stay `info` with no completion, as in Jepsen.
     /// Unless every event carried a time, times become positions.
     pub(crate) fn finish(mut self, initial: Option<Value>) -> History {

@@ -142,6 +142,66 @@ fn edn_reads_as_knossos_does() {
     assert_eq!(h.ops.len(), 2);
 }
 
+/// Knossos histories as Jepsen writes them for a cas-register: nil reads are common (a read
+/// before the first write, or one whose value the client dropped), and the process goes on.
+#[test]
+fn edn_nil_reads_complete_and_the_process_goes_on() {
+    use checker::{CheckOptions, Verdict, check};
+    let options = ReadOptions {
+        format: Some(Format::Edn),
+        edn_model: EdnModel::CasRegister,
+        initial_value: Some(Value::Int(0)),
+        ..ReadOptions::default()
+    };
+    let verdict = |text: &str| {
+        let (h, _) = read_str(text, &options).unwrap_or_else(|e| panic!("refused: {e}\n{text}"));
+        check(&h, &CheckOptions::default()).verdict
+    };
+    // One process reads nil again and again, then goes on writing and reading.
+    let mut many = String::new();
+    for _ in 0..5 {
+        many += "{:process 12, :type :invoke, :f :read, :value nil}\n";
+        many += "{:process 12, :type :ok, :f :read, :value nil}\n";
+    }
+    many += "{:process 12, :type :invoke, :f :write, :value 3}\n";
+    many += "{:process 12, :type :ok, :f :write, :value 3}\n";
+    many += "{:process 12, :type :invoke, :f :read, :value nil}\n";
+    many += "{:process 12, :type :ok, :f :read, :value 3}\n";
+    assert_eq!(verdict(&many), Verdict::Valid);
+    // Nil reads between writes, and a stale read after them still caught.
+    let between = "{:process 1, :type :invoke, :f :write, :value 1}
+        {:process 1, :type :ok, :f :write, :value 1}
+        {:process 2, :type :invoke, :f :read, :value nil}
+        {:process 2, :type :ok, :f :read, :value nil}
+        {:process 1, :type :invoke, :f :cas, :value [1 2]}
+        {:process 1, :type :ok, :f :cas, :value [1 2]}
+        {:process 2, :type :invoke, :f :read, :value nil}
+        {:process 2, :type :ok, :f :read, :value nil}
+        {:process 2, :type :invoke, :f :read, :value nil}
+        {:process 2, :type :ok, :f :read, :value STALE}";
+    assert_eq!(verdict(&between.replace("STALE", "2")), Verdict::Valid);
+    assert_eq!(verdict(&between.replace("STALE", "1")), Verdict::Invalid);
+    // Nil reads of independent keys: the tuple's value is nil.
+    let independent = "{:process 0, :type :invoke, :f :read, :value [5 nil]}
+        {:process 0, :type :ok, :f :read, :value [5 nil]}
+        {:process 0, :type :invoke, :f :write, :value [5 4]}
+        {:process 0, :type :ok, :f :write, :value [5 4]}
+        {:process 0, :type :invoke, :f :read, :value [6 nil]}
+        {:process 0, :type :ok, :f :read, :value [6 nil]}
+        {:process 0, :type :invoke, :f :read, :value [5 nil]}
+        {:process 0, :type :ok, :f :read, :value [5 4]}";
+    assert_eq!(verdict(independent), Verdict::Valid);
+    // A real info still retires the process, as in Jepsen.
+    let info = "{:process 3, :type :invoke, :f :write, :value 1}
+        {:process 3, :type :info, :f :write, :value 1}
+        {:process 3, :type :invoke, :f :read, :value nil}";
+    let err = read_str(info, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("invokes again after its outcome became unknown"),
+        "{err}"
+    );
+}
+
 #[test]
 fn edn_independent_tuples_become_keys() {
     let h = read(

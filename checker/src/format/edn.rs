@@ -73,8 +73,17 @@ pub(super) fn read_knossos(
                     Kind::Ok if func == Func::Read => {
                         match scalar(value).map_err(|m| at(format!("read returned {m}")))? {
                             Some(v) => Outcome::Ok(Some(v)),
-                            // Knossos: a read of nil tells nothing about the register.
-                            None => Outcome::Info,
+                            None => {
+                                // Knossos: a read of nil tells nothing about the register. It
+                                // did complete, though: the process goes on.
+                                builder.complete_uninformative_read(
+                                    line,
+                                    header.time,
+                                    header.process,
+                                    Some(&key_name),
+                                )?;
+                                continue;
+                            }
                         }
                     }
                     Kind::Ok => Outcome::Ok(None),

@@ -4,16 +4,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use checker::{Anomaly, History, Verdict};
+use checker::{History, Verdict};
 use minijinja::Environment;
 use serde::Serialize;
 
 use crate::error::ReportError;
 use crate::junit::junit_xml;
-use crate::logs::{LogLine, lines_between};
-use crate::plots;
 use crate::results::RunResults;
-use crate::run::{FUNCS, Run, Status, quantile, read_results};
+use crate::run::{Run, Status, read_results, seconds};
+use crate::{anomaly, faults, plots, tables};
 
 /// What [`render`] wrote.
 #[derive(Debug)]
@@ -25,12 +24,6 @@ pub struct Report {
     pub scatter_points: usize,
     pub operations: usize,
 }
-
-/// Node log lines shown with an anomaly: this long before the culprit's invocation …
-const LOG_BEFORE: Duration = Duration::from_secs(2);
-/// … to this long after its completion, at most this many.
-const LOG_AFTER: Duration = Duration::from_secs(1);
-const LOG_LIMIT: usize = 200;
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -73,24 +66,21 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
     let quantiles_png = png("quantiles.png");
     plots::quantiles_over_time(run, &quantiles_png)?;
 
-    let anomaly = match r.earliest_anomaly() {
-        Some(k) => {
-            let a = k.anomaly.as_ref().expect("earliest_anomaly has one");
-            let timeline = png("anomaly.png");
-            plots::anomaly_timeline(&k.key, a, &timeline)?;
-            Some(anomaly_view(run, &k.key, a, &timeline)?)
-        }
-        None => None,
+    let anomalies = match r.earliest_anomaly() {
+        Some(_) => anomaly::views(run, &png("anomaly.png"))?,
+        None => Vec::new(),
     };
 
     let plot_views = vec![
         plot_view(
             &latency_png,
-            "latency over time",
+            "service time over time",
             format!(
-                "One mark per operation at its invocation: circles ok, crosses fail, triangles info \
-                 (outcome unknown, usually a timeout). {} of {} operations drawn: where several of \
-                 one kind fall on the same pixel, one is drawn.",
+                "Service time (invocation to completion) of every operation, marked at its \
+                 invocation: circles ok, a CAS whose precondition did not hold in its own colour \
+                 (answered, not a failure), crosses fail, triangles info (outcome unknown, usually \
+                 a timeout). {} of {} operations drawn: where several of one kind fall on the same \
+                 pixel, one is drawn.",
                 scatter_points,
                 run.ops.len()
             ),
@@ -98,13 +88,15 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         plot_view(
             &throughput_png,
             "throughput over time",
-            "Completions per second by function, one panel per outcome.".to_owned(),
+            "Completions per second by function, one panel per outcome; CAS misses (the \
+             precondition did not hold) have their own panel, apart from failures."
+                .to_owned(),
         )?,
         plot_view(
             &quantiles_png,
-            "latency quantiles over time",
-            "Exact quantiles of every ok operation invoked in each bucket; gaps are buckets in \
-             which nothing of that function succeeded."
+            "service time quantiles over time",
+            "Exact quantiles of the service time of every ok operation invoked in each bucket; \
+             gaps are buckets in which nothing of that function succeeded."
                 .to_owned(),
         )?,
     ];
@@ -138,35 +130,40 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         .iter()
         .map(|w| {
             serde_json::json!({
-                "label": if w.label.is_empty() { w.fault.to_string() } else { w.label.clone() },
-                "start": format!("{:.2}", w.start_ns as f64 / 1e9),
-                "end": format!("{:.2}", w.end_ns as f64 / 1e9),
+                "label": faults::label(w),
+                "nodes": faults::nodes(w),
+                "start": seconds(w.start_ns),
+                "end": seconds(w.end_ns),
                 "lasted": format!("{:.2}", w.end_ns.saturating_sub(w.start_ns) as f64 / 1e9),
             })
         })
         .collect();
+    // From the history rather than results.json: runs recorded before CAS misses were counted
+    // apart have them among the failures there.
+    let count = |s: Status| run.ops.iter().filter(|o| o.status == s).count();
     let ctx = serde_json::json!({
         "verdict": r.verdict.name(),
         "headline": headline,
+        "bug": deliberate_bug(&r.node_args),
+        "interrupted": r.interrupted,
         "test": r.test,
         "started_at": r.started_at.clone().unwrap_or_else(|| "unknown date".into()),
         "profile": r.profile,
         "nemesis": r.nemesis,
         "seed": r.seed,
+        "node_args": r.node_args.join(" "),
         "operations": r.operations,
-        "ok": r.ok,
-        "fail": r.fail,
-        "info": r.info,
+        "outcomes": Status::ALL.map(|s| serde_json::json!({"name": s.name(), "n": count(s)})),
         "throughput": format!("{:.0}", r.throughput_ops_per_s),
         "duration": humantime::format_duration(Duration::from_secs(r.duration_s.round() as u64)).to_string(),
         "faults": faults,
         "checker_ms": format!("{:.0} ms", r.checker.elapsed_ms),
         "keys": r.checker.keys.len(),
-        "anomaly": anomaly,
+        "anomalies": anomalies,
         "unknown_keys": unknown_keys,
         "plots": plot_views,
-        "funcs": func_rows(run),
-        "availability": availability(run),
+        "funcs": tables::func_rows(run),
+        "availability": tables::availability(run),
         "config": run.config,
         "config_path": dir.join("config.toml").display().to_string(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -184,6 +181,27 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         scatter_points,
         operations: run.ops.len(),
     })
+}
+
+/// The sentence that warns of a deliberate bug, when the nodes ran with an `--unsafe-` flag:
+/// such a run is expected to be invalid, and must not be mistaken for a finding.
+fn deliberate_bug(node_args: &[String]) -> Option<String> {
+    let unsafe_args: Vec<&str> = node_args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--unsafe-"))
+        .collect();
+    match unsafe_args.len() {
+        0 => None,
+        1 => Some(format!(
+            "nodes ran with {}: a deliberate bug",
+            unsafe_args[0]
+        )),
+        _ => Some(format!(
+            "nodes ran with {}: deliberate bugs",
+            unsafe_args.join(" ")
+        )),
+    }
 }
 
 #[derive(Serialize)]
@@ -206,222 +224,12 @@ fn plot_view(path: &Path, title: &'static str, caption: String) -> Result<PlotVi
     })
 }
 
-fn data_uri(png: &Path) -> Result<String, ReportError> {
+pub(crate) fn data_uri(png: &Path) -> Result<String, ReportError> {
     let bytes = std::fs::read(png).map_err(ReportError::io(png))?;
     Ok(format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     ))
-}
-
-#[derive(Serialize)]
-struct AnomalyView {
-    key: String,
-    explanation: String,
-    timeline: String,
-    ops: Vec<OpRow>,
-    prefix_len: usize,
-    value_after: String,
-    prefix_tail: Vec<String>,
-    other_keys: Vec<String>,
-    logs: Vec<LogLine>,
-    log_window: String,
-    no_logs: String,
-    /// Which faults overlapped the culprit, in words.
-    faults_then: String,
-}
-
-#[derive(Serialize)]
-struct OpRow {
-    index: usize,
-    process: u64,
-    text: String,
-    outcome: String,
-    invoke: String,
-    complete: String,
-    took: String,
-    lines: String,
-    culprit: bool,
-}
-
-fn anomaly_view(
-    run: &Run,
-    key: &str,
-    a: &Anomaly,
-    timeline: &Path,
-) -> Result<AnomalyView, ReportError> {
-    // `around` holds the culprit and is sorted by invocation (the checker's contract).
-    let rows = a
-        .around
-        .iter()
-        .map(|o| OpRow {
-            index: o.index,
-            process: o.process,
-            text: o.text.clone(),
-            outcome: o.outcome.clone(),
-            invoke: format!("{:.6}", o.invoke as f64 / 1e9),
-            complete: o
-                .complete
-                .map_or("never".into(), |c| format!("{:.6}", c as f64 / 1e9)),
-            took: o.complete.map_or(String::new(), |c| {
-                format!("{:.2}", c.saturating_sub(o.invoke) as f64 / 1e6)
-            }),
-            lines: match o.complete_line {
-                Some(c) => format!("{}, {c}", o.invoke_line),
-                None => o.invoke_line.to_string(),
-            },
-            culprit: o.index == a.culprit.index,
-        })
-        .collect();
-    let from_ns = a.culprit.invoke;
-    let to_ns = a.culprit.complete.unwrap_or(a.culprit.invoke);
-    let window = |from: f64, to: f64| format!("{from:.3} s to {to:.3} s of the run");
-    let (logs, log_window, no_logs) = match (run.started_at(), run.wall(from_ns), run.wall(to_ns)) {
-        (Some(start), Some(from), Some(to)) => {
-            let from = from.checked_sub(LOG_BEFORE).unwrap_or(from);
-            let logs = lines_between(&run.dir, start, from, to + LOG_AFTER, LOG_LIMIT);
-            (
-                logs,
-                window(
-                    (from_ns as f64 / 1e9 - LOG_BEFORE.as_secs_f64()).max(0.0),
-                    to_ns as f64 / 1e9 + LOG_AFTER.as_secs_f64(),
-                ),
-                "The nodes logged nothing in this window.".to_owned(),
-            )
-        }
-        _ => (
-            Vec::new(),
-            "around the anomaly".to_owned(),
-            "results.json does not record when the run started, so node logs cannot be matched."
-                .to_owned(),
-        ),
-    };
-    let overlapping: Vec<String> = run
-        .results
-        .faults
-        .iter()
-        .filter(|w| w.start_ns <= to_ns && from_ns <= w.end_ns)
-        .map(|w| {
-            format!(
-                "{} ({:.2} s to {:.2} s)",
-                w.label,
-                w.start_ns as f64 / 1e9,
-                w.end_ns as f64 / 1e9
-            )
-        })
-        .collect();
-    let faults_then = if overlapping.is_empty() {
-        "No fault was in force while the impossible operation ran.".to_owned()
-    } else {
-        format!(
-            "In force while the impossible operation ran: {}.",
-            overlapping.join(", ")
-        )
-    };
-    Ok(AnomalyView {
-        faults_then,
-        key: key.to_owned(),
-        explanation: a.explanation.clone(),
-        timeline: data_uri(timeline)?,
-        ops: rows,
-        prefix_len: a.prefix_len,
-        value_after: match &a.value_after_prefix {
-            serde_json::Value::Null => "absent".to_owned(),
-            v => v.to_string(),
-        },
-        prefix_tail: a.prefix_tail.iter().map(|o| o.text.clone()).collect(),
-        other_keys: run
-            .results
-            .checker
-            .invalid_keys
-            .iter()
-            .filter(|k| *k != key)
-            .cloned()
-            .collect(),
-        logs,
-        log_window,
-        no_logs,
-    })
-}
-
-fn func_rows(run: &Run) -> Vec<serde_json::Value> {
-    FUNCS
-        .iter()
-        .filter_map(|f| {
-            let ops: Vec<_> = run.ops.iter().filter(|o| o.f == *f).collect();
-            if ops.is_empty() {
-                return None;
-            }
-            let count = |s: Status| ops.iter().filter(|o| o.status == s).count();
-            let mut lat: Vec<f64> = ops
-                .iter()
-                .filter(|o| o.status == Status::Ok)
-                .filter_map(|o| o.latency_ms())
-                .collect();
-            lat.sort_unstable_by(f64::total_cmp);
-            let q = |q: f64| {
-                if lat.is_empty() {
-                    "-".to_owned()
-                } else {
-                    format!("{:.2}", quantile(&lat, q))
-                }
-            };
-            Some(serde_json::json!({
-                "f": f.name(), "ok": count(Status::Ok), "fail": count(Status::Fail),
-                "info": count(Status::Info), "p50": q(0.5), "p95": q(0.95), "p99": q(0.99),
-                "max": q(1.0),
-            }))
-        })
-        .collect()
-}
-
-/// Operations invoked while a fault was in force versus outside, over the workload phase.
-fn availability(run: &Run) -> Vec<serde_json::Value> {
-    let end = if run.results.duration_s > 0.0 {
-        (run.results.duration_s * 1e9) as u64
-    } else {
-        run.end_ns
-    };
-    let mut windows: Vec<(u64, u64)> = run
-        .results
-        .faults
-        .iter()
-        .map(|w| (w.start_ns.min(end), w.end_ns.min(end)))
-        .collect();
-    windows.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::new();
-    for (s, e) in windows {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
-    let in_fault = |t: u64| {
-        let i = merged.partition_point(|w| w.0 <= t);
-        i > 0 && t < merged[i - 1].1
-    };
-    let fault_ns: u64 = merged.iter().map(|(s, e)| e - s).sum();
-    let mut n = [(0usize, 0usize); 2];
-    for op in run.ops.iter().filter(|o| o.invoke < end) {
-        let slot = &mut n[usize::from(in_fault(op.invoke))];
-        slot.0 += 1;
-        slot.1 += usize::from(op.status == Status::Ok);
-    }
-    let row = |phase: &str, ns: u64, (invoked, ok): (usize, usize)| {
-        let secs = ns as f64 / 1e9;
-        serde_json::json!({
-            "phase": phase,
-            "seconds": format!("{secs:.1}"),
-            "invoked": invoked,
-            "ok": ok,
-            "share": if invoked == 0 { "-".to_owned() } else { format!("{:.1}%", 100.0 * ok as f64 / invoked as f64) },
-            "rate": if secs <= 0.0 { "-".to_owned() } else { format!("{:.0}", ok as f64 / secs) },
-        })
-    };
-    vec![
-        row("no fault in force", end - fault_ns, n[0]),
-        row("a fault in force", fault_ns, n[1]),
-    ]
 }
 
 /// Writes `index.html` in `root` listing every run found under it (`root/<test>/<time>/` with a
@@ -459,6 +267,9 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
                 Ok(r) => serde_json::json!({
                     "date": r.started_at.clone().unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
                     "verdict": r.verdict.name(),
+                    "interrupted": r.interrupted,
+                    "node_args": r.node_args.join(" "),
+                    "bug": deliberate_bug(&r.node_args).is_some(),
                     "test": r.test,
                     "profile": r.profile,
                     "nemesis": r.nemesis,

@@ -3,10 +3,14 @@
 //! [`render`] reads a run directory (`results.json`, `history.jsonl`, `config.toml`, the nodes'
 //! logs) and writes into it:
 //! - `report.html`: one self-contained file (plots inlined as PNG data) that opens offline: the
-//!   verdict; for an anomaly, the counterexample first (the checker's explanation, a timeline of
-//!   the key's operations with the impossible one in red, the node log lines from that moment);
-//!   then latency, throughput and quantile plots with the fault windows shaded; then tables of
-//!   counts, latency, availability during and outside faults, the faults and the configuration;
+//!   verdict, the nodes' arguments (a deliberate `--unsafe-` bug said so at the top) and whether
+//!   the run was interrupted; for an anomaly, the counterexample first (the checker's
+//!   explanation, what became of the write it missed, a timeline of the key's operations with the
+//!   impossible one in red and the faults that began marked, the node log lines from that
+//!   moment), then every other invalid key's explanation and operations (see `anomaly`); then
+//!   service time, throughput and quantile plots with the fault windows shaded; then tables of
+//!   counts, both latency figures, availability during and outside faults, the faults with the
+//!   sides of each partition (see `faults`) and the configuration;
 //! - `latency.png`, `throughput.png`, `quantiles.png` and, for an anomaly, `anomaly.png`;
 //! - `results.xml`: the verdict in JUnit XML.
 //!
@@ -17,13 +21,17 @@
 //! The crate does no async and starts no process; fonts are bundled (DejaVu Sans), so rendering
 //! needs no system font libraries.
 
+mod anomaly;
 mod error;
+mod faults;
 mod html;
 mod junit;
 mod logs;
 mod plots;
 mod results;
 mod run;
+mod tables;
+mod timeline;
 
 pub use error::ReportError;
 pub use html::{Report, render, render_with, write_index};

@@ -10,7 +10,7 @@ use std::error::Error;
 use std::path::Path;
 use std::sync::Once;
 
-use checker::{Anomaly, Func, OpSummary};
+use checker::Func;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -21,13 +21,13 @@ use crate::error::ReportError;
 use crate::results::FaultWindow;
 use crate::run::{Buckets, FUNCS, Op, Run, Status, quantile};
 
-type PlotResult = Result<(), Box<dyn Error>>;
+pub(crate) type PlotResult = Result<(), Box<dyn Error>>;
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 pub const WIDTH: u32 = 1200;
 
 /// Registers the bundled font once per process; plotters looks fonts up by name at draw time.
-fn fonts() {
+pub(crate) fn fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Both faces are valid TrueType files shipped in the dejavu crate; failure would be a
@@ -37,7 +37,7 @@ fn fonts() {
     });
 }
 
-fn plot_error(plot: &'static str) -> impl FnOnce(Box<dyn Error>) -> ReportError {
+pub(crate) fn plot_error(plot: &'static str) -> impl FnOnce(Box<dyn Error>) -> ReportError {
     move |e| ReportError::Plot {
         plot,
         message: e.to_string(),
@@ -51,6 +51,25 @@ pub fn func_color(f: Func) -> RGBColor {
         Func::Cas => RGBColor(44, 160, 44),
         Func::Delete => RGBColor(148, 103, 189),
         Func::Append => RGBColor(140, 86, 75),
+    }
+}
+
+/// The colour of one series: the function's, except that a CAS that did not succeed has its own
+/// (a miss one, a failure or unknown outcome another), because CAS misses are common and a CAS
+/// mark's shape alone does not separate them from successes at a glance.
+pub fn series_color(f: Func, status: Status) -> RGBColor {
+    match (f, status) {
+        (Func::Cas, Status::CasMiss) => RGBColor(23, 190, 207),
+        (Func::Cas, Status::Fail | Status::Info) => RGBColor(227, 119, 194),
+        _ => func_color(f),
+    }
+}
+
+/// A series' name in a legend: `read ok`, `cas miss`.
+fn series_name(f: Func, status: Status) -> String {
+    match status {
+        Status::CasMiss => format!("{} miss", f.name()),
+        _ => format!("{} {}", f.name(), status.name()),
     }
 }
 
@@ -138,7 +157,7 @@ fn legend<'a, 'b: 'a, Y: Ranged>(
 type TimeChart<'a, 'b, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
 
 /// `text`, cut with an ellipsis so that it is at most `width` pixels wide in `style`.
-fn fit<DB: DrawingBackend>(
+pub(crate) fn fit<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     text: String,
     style: &TextStyle<'_>,
@@ -174,7 +193,7 @@ fn ms_label(v: &f64) -> String {
     }
 }
 
-/// Latency of every operation over time, by function and outcome, on a log scale.
+/// Service time of every operation over time, by function and outcome, on a log scale.
 /// Returns how many points were drawn.
 pub fn latency_scatter(run: &Run, path: &Path) -> Result<usize, ReportError> {
     fonts();
@@ -188,7 +207,7 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
     let (lo, hi) = run
         .ops
         .iter()
-        .filter_map(Op::latency_ms)
+        .filter_map(Op::service_ms)
         .fold((f64::MAX, 0f64), |(lo, hi), l| (lo.min(l), hi.max(l)));
     let (lo, hi) = if hi == 0.0 {
         (0.01, 100.0)
@@ -200,25 +219,25 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
     let mut chart = time_chart(
         &root,
         (
-            "Latency of every operation (log scale; faults shaded)".into(),
+            "Service time of every operation (log scale; faults shaded)".into(),
             20,
         ),
         x_max,
         ((lo..hi).log_scale(), (lo, hi)),
-        ("latency (ms)", &ms_label),
+        ("service time (ms)", &ms_label),
         &run.results.faults,
     )?;
 
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (bx, by) = chart.plotting_area().get_base_pixel();
-    // Outcomes drawn in this order so that the rare fail and info points end up on top.
+    // Outcomes drawn in this order so that the rarer miss, fail and info points end up on top.
     for status in Status::ALL {
         for f in FUNCS {
             let mut seen = vec![0u64; (w as usize * h as usize).div_ceil(64)];
             let mut points = Vec::new();
             let mut total = 0usize;
             for op in run.ops.iter().filter(|o| o.f == f && o.status == status) {
-                let Some(l) = op.latency_ms() else { continue };
+                let Some(l) = op.service_ms() else { continue };
                 total += 1;
                 let p = (op.invoke as f64 / 1e9, l.clamp(lo, hi));
                 let (px, py) = chart.backend_coord(&p);
@@ -236,10 +255,10 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
                 continue;
             }
             *drawn += points.len();
-            let color = func_color(f);
-            let label = format!("{} {} ({total})", f.name(), status.name());
+            let color = series_color(f, status);
+            let label = format!("{} ({total})", series_name(f, status));
             let series = match status {
-                Status::Ok => chart.draw_series(
+                Status::Ok | Status::CasMiss => chart.draw_series(
                     points
                         .into_iter()
                         .map(|p| Circle::new(p, 2, color.mix(0.55).filled())),
@@ -256,7 +275,9 @@ fn draw_latency_scatter(run: &Run, path: &Path, drawn: &mut usize) -> PlotResult
                 )?,
             };
             series.label(label).legend(move |(x, y)| match status {
-                Status::Ok => Circle::new((x + 8, y), 4, color.filled()).into_dyn(),
+                Status::Ok | Status::CasMiss => {
+                    Circle::new((x + 8, y), 4, color.filled()).into_dyn()
+                }
                 Status::Fail => Cross::new((x + 8, y), 5, color.stroke_width(2)).into_dyn(),
                 Status::Info => {
                     TriangleMarker::new((x + 8, y), 6, color.stroke_width(2)).into_dyn()
@@ -276,7 +297,7 @@ const QUANTILES: [(&str, f64, RGBColor); 4] = [
     ("max", 1.0, RGBColor(214, 39, 40)),
 ];
 
-/// Latency quantiles of successful operations per time bucket, one panel per function.
+/// Service time quantiles of successful operations per time bucket, one panel per function.
 pub fn quantiles_over_time(run: &Run, path: &Path) -> Result<(), ReportError> {
     fonts();
     draw_quantiles(run, path).map_err(plot_error("quantiles"))
@@ -295,7 +316,7 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
     let (title, body) = root.split_vertically(40);
     title.titled(
         &format!(
-            "Latency quantiles of ok operations per {:.1} s (log scale; faults shaded)",
+            "Service time quantiles of ok operations per {:.1} s (log scale; faults shaded)",
             buckets.width_s()
         ),
         (FONT, 20),
@@ -307,7 +328,7 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
             .iter()
             .filter(|o| o.f == *f && o.status == Status::Ok)
         {
-            if let Some(l) = op.latency_ms() {
+            if let Some(l) = op.service_ms() {
                 per_bucket[buckets.index(op.invoke)].push(l);
             }
         }
@@ -326,7 +347,7 @@ fn draw_quantiles(run: &Run, path: &Path) -> PlotResult {
             (f.to_string(), 16),
             x_max,
             ((lo..hi).log_scale(), (lo, hi)),
-            ("latency (ms)", &ms_label),
+            ("service time (ms)", &ms_label),
             &run.results.faults,
         )?;
         for (name, q, color) in QUANTILES {
@@ -429,7 +450,7 @@ fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
             * 1.15;
         draw_rates(
             &area,
-            status.name(),
+            *status,
             &rates,
             buckets,
             x_max,
@@ -443,7 +464,7 @@ fn draw_throughput(run: &Run, path: &Path) -> PlotResult {
 
 fn draw_rates(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
-    status: &str,
+    status: Status,
     rates: &[(Option<Func>, Vec<f64>)],
     buckets: Buckets,
     x_max: f64,
@@ -452,7 +473,15 @@ fn draw_rates(
 ) -> PlotResult {
     let mut chart = time_chart(
         area,
-        (format!("outcome: {status}"), 16),
+        (
+            match status {
+                Status::CasMiss => {
+                    "outcome: CAS miss (the precondition did not hold; not a failure)".to_owned()
+                }
+                _ => format!("outcome: {}", status.name()),
+            },
+            16,
+        ),
         x_max,
         (0f64..y_max, (0.0, y_max)),
         ("operations/s", &|v| format!("{v:.0}")),
@@ -460,7 +489,7 @@ fn draw_rates(
     )?;
     for (f, r) in rates {
         let (color, name) = match f {
-            Some(f) => (func_color(*f), f.name()),
+            Some(f) => (series_color(*f, status), f.name()),
             None => (RGBColor(40, 40, 40), "all"),
         };
         chart
@@ -477,149 +506,21 @@ fn draw_rates(
     Ok(())
 }
 
-/// The counterexample as a timeline: one lane per process, a bar from invocation to completion
-/// for each of the key's operations around the failure, the culprit in red. An operation whose
-/// outcome is unknown may take effect at any later time: a thin line continues its bar to the
-/// right edge.
-pub fn anomaly_timeline(key: &str, anomaly: &Anomaly, path: &Path) -> Result<(), ReportError> {
-    fonts();
-    draw_timeline(key, anomaly, path).map_err(plot_error("anomaly timeline"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A bar's label, drawn after every bar so that no bar covers one.
-struct BarLabel {
-    at: (f64, f64),
-    /// Pixels down from the bar's middle.
-    dy: i32,
-    /// Pixels available before the next label of the same row.
-    room: i32,
-    culprit: bool,
-    color: RGBColor,
-    text: String,
-}
-
-fn draw_timeline(key: &str, anomaly: &Anomaly, path: &Path) -> PlotResult {
-    // `around` holds the culprit (the checker's contract); lanes are processes.
-    let culprit = anomaly.culprit.index;
-    let mut ops: Vec<&OpSummary> = anomaly.around.iter().collect();
-    ops.sort_by_key(|o| (o.process, o.invoke));
-    let mut processes: Vec<u64> = ops.iter().map(|o| o.process).collect();
-    processes.dedup();
-    let lane = |p: u64| processes.binary_search(&p).expect("listed") as f64;
-    let t0 = ops.iter().map(|o| o.invoke).min().unwrap_or(0);
-    let t1 = ops
-        .iter()
-        .map(|o| o.complete.unwrap_or(o.invoke))
-        .max()
-        .unwrap_or(t0)
-        .max(t0 + 1);
-    let ms = |t: u64| (t.saturating_sub(t0)) as f64 / 1e6;
-    let span = ms(t1);
-    let (x_lo, x_hi) = (-span * 0.02, span * 1.25);
-    let height = 110 + 64 * processes.len() as u32;
-    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let n = processes.len() as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Operations on key {key} around the anomaly (red: cannot be linearized)"),
-            (FONT, 18),
-        )
-        .margin(12)
-        .margin_right(28)
-        .x_label_area_size(40)
-        .y_label_area_size(110)
-        .build_cartesian_2d(x_lo..x_hi, -0.6f64..n - 0.4)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!(
-            "ms after the first operation shown (t = {:.3} s)",
-            t0 as f64 / 1e9
-        ))
-        .y_labels(0)
-        .disable_y_mesh()
-        .label_style((FONT, 12))
-        .axis_desc_style((FONT, 14))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    let (bx, _) = chart.plotting_area().get_base_pixel();
-    for p in &processes {
-        let (_, py) = chart.backend_coord(&(x_lo, lane(*p)));
-        root.draw(&Text::new(
-            format!("process {p}"),
-            (bx - 100, py - 6),
-            (FONT, 13).into_font(),
-        ))?;
+    #[test]
+    fn a_cas_that_missed_or_failed_is_drawn_in_another_colour_than_one_that_succeeded() {
+        let [ok, miss, fail, info] = Status::ALL.map(|s| series_color(Func::Cas, s));
+        assert_ne!(ok, miss);
+        assert_ne!(ok, fail);
+        assert_ne!(miss, fail);
+        assert_eq!(fail, info);
+        assert_eq!(series_name(Func::Cas, Status::CasMiss), "cas miss");
+        assert_eq!(
+            series_color(Func::Read, Status::Fail),
+            func_color(Func::Read)
+        );
     }
-    // Labels alternate above and below the bars of a lane and are cut to the room before the
-    // next label of the same row; the table under the plot has them in full.
-    let x_right = chart.backend_coord(&(x_hi, 0.0)).0;
-    let mut labels = Vec::new();
-    let mut nth_in_lane = 0;
-    for (i, o) in ops.iter().enumerate() {
-        nth_in_lane = if i > 0 && ops[i - 1].process == o.process {
-            nth_in_lane + 1
-        } else {
-            0
-        };
-        let y = lane(o.process);
-        let is_culprit = o.index == culprit;
-        let color = if is_culprit {
-            RGBColor(214, 39, 40)
-        } else {
-            match o.outcome.as_str() {
-                "ok" => RGBColor(90, 130, 190),
-                "fail" => RGBColor(170, 170, 170),
-                _ => RGBColor(240, 170, 60),
-            }
-        };
-        let (s, e) = (ms(o.invoke), o.complete.map_or(x_hi, ms));
-        let e = e.max(s + span / 400.0);
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(s, y - 0.13), (e, y + 0.13)],
-            color.filled(),
-        )))?;
-        if is_culprit {
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(s, y - 0.17), (e, y + 0.17)],
-                BLACK.stroke_width(2),
-            )))?;
-        }
-        if o.outcome == "info" {
-            chart.draw_series(std::iter::once(PathElement::new(
-                vec![(e, y), (x_hi, y)],
-                color.stroke_width(1),
-            )))?;
-        }
-        let next_in_row = ops
-            .get(i + 2)
-            .filter(|n| n.process == o.process)
-            .map_or(x_right, |n| chart.backend_coord(&(ms(n.invoke), y)).0);
-        labels.push(BarLabel {
-            at: (s, y),
-            dy: if nth_in_lane % 2 == 0 { -26 } else { 15 },
-            room: next_in_row - chart.backend_coord(&(s, y)).0 - 6,
-            culprit: is_culprit,
-            color,
-            text: format!("#{} {}", o.index, o.text),
-        });
-    }
-    // The culprit's label last, so that nothing covers it.
-    labels.sort_by_key(|l| l.culprit);
-    for l in labels {
-        let style = if l.culprit {
-            (FONT, 13)
-                .into_font()
-                .style(FontStyle::Bold)
-                .color(&l.color)
-        } else {
-            (FONT, 12).into_font().color(&BLACK)
-        };
-        let text = fit(&root, l.text, &style, l.room.max(40) as u32);
-        chart.draw_series(std::iter::once(
-            EmptyElement::at(l.at) + Text::new(text, (0, l.dy), style),
-        ))?;
-    }
-    root.present()?;
-    Ok(())
 }

@@ -1,164 +1,12 @@
 //! Rendering whole run directories: what the page says, what it links, what it leaves out.
 
-use std::path::Path;
+mod fixture;
 
-use checker::{CheckOptions, ReadOptions};
-use reports::{CheckerSummary, FaultWindow, RunResults};
-
-/// A run directory built from a list of operations, checked by the real checker.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-/// `(process, f, key, value, invoke ms, complete ms, outcome)`; a read's value is what it returned.
-type OpSpec<'a> = (u64, &'a str, &'a str, &'a str, f64, f64, &'a str);
-
-const STARTED_AT: &str = "2026-11-23T10:00:00.000Z";
-
-impl Fixture {
-    fn new(test: &str, ops: &[OpSpec<'_>], faults: Vec<FaultWindow>) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let mut events: Vec<(u64, String)> = Vec::new();
-        for (p, f, key, value, inv, comp, outcome) in ops {
-            let v = if *f == "read" {
-                "null".to_owned()
-            } else if *f == "cas" {
-                format!("[{value:?},\"new\"]")
-            } else {
-                format!("{value:?}")
-            };
-            let ns = |ms: f64| (ms * 1e6) as u64;
-            events.push((
-                ns(*inv),
-                format!(r#""process":{p},"type":"invoke","f":"{f}","key":"{key}","value":{v}"#),
-            ));
-            let done = if *f == "read" && *outcome == "ok" {
-                if value.is_empty() {
-                    "null".to_owned()
-                } else {
-                    format!("{value:?}")
-                }
-            } else {
-                v
-            };
-            events.push((
-                ns(*comp),
-                format!(
-                    r#""process":{p},"type":"{outcome}","f":"{f}","key":"{key}","value":{done}"#
-                ),
-            ));
-        }
-        events.sort_by_key(|e| e.0);
-        let history: String = events
-            .iter()
-            .enumerate()
-            .map(|(i, (t, rest))| format!("{{\"index\":{i},\"time\":{t},{rest}}}\n"))
-            .collect();
-        let path = dir.path().join("history.jsonl");
-        std::fs::write(&path, history).unwrap();
-        let (h, _) = checker::read_file(&path, &ReadOptions::default()).unwrap();
-        let result = checker::check(&h, &CheckOptions::default());
-        let n = h.outcome_counts();
-        let results = RunResults {
-            verdict: result.verdict,
-            test: test.to_owned(),
-            seed: 42,
-            profile: "register".into(),
-            nemesis: "partition".into(),
-            started_at: Some(STARTED_AT.into()),
-            duration_s: 10.0,
-            operations: h.ops.len(),
-            events: events.len() as u64,
-            ok: n.ok,
-            fail: n.fail,
-            cas_miss: n.cas_miss,
-            info: n.info,
-            throughput_ops_per_s: h.ops.len() as f64 / 10.0,
-            latency: Default::default(),
-            service_time: Default::default(),
-            node_args: Vec::new(),
-            interrupted: false,
-            faults,
-            checker: CheckerSummary::from(&result),
-        };
-        std::fs::write(
-            dir.path().join("results.json"),
-            serde_json::to_string_pretty(&results).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("config.toml"), "seed = 42\n").unwrap();
-        Fixture { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn log(&self, node: &str, lines: &str) {
-        std::fs::write(self.path().join(format!("{node}.log")), lines).unwrap();
-    }
-}
-
-fn partition(start_s: f64, end_s: f64) -> FaultWindow {
-    FaultWindow {
-        fault: serde_json::json!({"partition": {"shape": "halves"}}),
-        label: "partition halves".into(),
-        start_ns: (start_s * 1e9) as u64,
-        end_ns: (end_s * 1e9) as u64,
-    }
-}
-
-/// Width and height from a PNG's IHDR chunk, checking the signature.
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(
-        &bytes[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        path.display()
-    );
-    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
-}
-
-/// Every `src=` and stylesheet of the page is inline: it opens offline.
-fn assert_self_contained(html: &str) {
-    for (i, _) in html.match_indices("src=\"") {
-        assert!(
-            html[i + 5..].starts_with("data:image/png;base64,"),
-            "external src at byte {i}: {}",
-            &html[i..(i + 60).min(html.len())]
-        );
-    }
-    assert!(!html.contains("<link"), "the page links a resource");
-    assert!(!html.contains("http://") && !html.contains("https://"));
-}
-
-fn stale_read_run() -> Fixture {
-    let f = Fixture::new(
-        "read-local",
-        &[
-            (0, "write", "k1", "v1", 100.0, 110.0, "ok"),
-            (1, "write", "k1", "v2", 2000.0, 2010.0, "ok"),
-            (2, "read", "k1", "v1", 3000.0, 3002.0, "ok"),
-            (3, "read", "k2", "", 3100.0, 3101.0, "ok"),
-            (4, "write", "k2", "w", 4000.0, 9000.0, "info"),
-            (5, "cas", "k2", "x", 4100.0, 4105.0, "fail"),
-        ],
-        vec![partition(1.5, 6.0)],
-    );
-    f.log(
-        "n1",
-        "2026-11-23T10:00:00.050Z  INFO n1 started\n\
-         2026-11-23T10:00:01.600Z  WARN partition 3: lost quorum, still serving local reads\n\
-         2026-11-23T10:00:08.000Z  INFO much later\n",
-    );
-    f.log(
-        "n2",
-        "2026-11-23T10:00:02.500Z  INFO partition 3: became leader at ballot 7\n",
-    );
-    f
-}
+use fixture::{
+    Fixture, assert_self_contained, kill, one_way, partition, png_size, stale_read_run,
+    stale_read_with,
+};
+use reports::Quantiles;
 
 #[test]
 fn an_invalid_run_leads_with_the_anomaly_its_timeline_and_the_node_logs_of_that_moment() {
@@ -173,8 +21,8 @@ fn an_invalid_run_leads_with_the_anomaly_its_timeline_and_the_node_logs_of_that_
     // The explanation comes before any plot: the anomaly is the first thing on the page.
     let explanation = html.find("class=\"explanation\"").expect("an explanation");
     let first_plot = html
-        .find("alt=\"latency over time\"")
-        .expect("a latency plot");
+        .find("alt=\"service time over time\"")
+        .expect("a service time plot");
     assert!(explanation < first_plot);
     assert!(
         html.contains("read of k1 by process 2"),
@@ -223,30 +71,159 @@ fn an_invalid_run_leads_with_the_anomaly_its_timeline_and_the_node_logs_of_that_
 
 #[test]
 fn a_valid_run_has_no_anomaly_section_and_counts_every_outcome() {
-    let run = Fixture::new(
+    let run = valid_run_with(|_| {});
+    let report = reports::render(run.path()).unwrap();
+    let html = std::fs::read_to_string(&report.html).unwrap();
+    assert_self_contained(&html);
+    assert!(html.contains("VALID: linearizable (5 operations, 1 faults)"));
+    assert!(!html.contains("id=\"anomaly\""));
+    assert!(!run.path().join("anomaly.png").exists());
+    assert_eq!(report.plots.len(), 3);
+}
+
+/// Five operations on one key before a partition at 1 s: a write and a read ok, a CAS that
+/// failed, a write whose outcome is unknown and a CAS whose precondition did not hold.
+fn valid_run_with(edit: impl FnOnce(&mut reports::RunResults)) -> Fixture {
+    Fixture::with(
         "fine",
         &[
             (0, "write", "k", "a", 10.0, 20.0, "ok"),
             (1, "read", "k", "a", 30.0, 31.0, "ok"),
             (2, "cas", "k", "z", 40.0, 41.0, "fail"),
             (3, "write", "k", "b", 50.0, 4000.0, "info"),
+            (4, "cas", "k", "y", 60.0, 62.0, "miss"),
         ],
         vec![partition(1.0, 2.0)],
-    );
+        edit,
+    )
+}
+
+#[test]
+fn a_cas_miss_is_counted_apart_from_failures_and_as_an_answered_request() {
+    let run = valid_run_with(|_| {});
     let report = reports::render(run.path()).unwrap();
     let html = std::fs::read_to_string(&report.html).unwrap();
-    assert_self_contained(&html);
-    assert!(html.contains("VALID: linearizable (4 operations, 1 faults)"));
-    assert!(!html.contains("id=\"anomaly\""));
-    assert!(!run.path().join("anomaly.png").exists());
-    assert_eq!(report.plots.len(), 3);
-    // The availability table splits the two writes invoked outside the fault from none inside.
+    // Per function: ok, CAS miss, fail, info.
+    assert!(
+        html.contains("<td class=\"l\">cas</td><td>0</td><td>1</td><td>1</td><td>0</td>"),
+        "{html}"
+    );
+    // Availability: the write, the read and the CAS miss were answered; the failed CAS and the
+    // write of unknown outcome were not.
     assert!(
         html.contains(
-            "<td class=\"l\">no fault in force</td><td>9.0</td><td>4</td><td>2</td><td>50.0%</td>"
+            "<td class=\"l\">no fault in force</td><td>9.0</td><td>5</td><td>3</td><td>60.0%</td>"
         ),
         "{html}"
     );
+    assert!(html.contains("a CAS miss (the store answered that the value was not the expected one), so both count as available"));
+    // Throughput: one panel per outcome, CAS misses apart from failures (ok, CAS miss, fail,
+    // info).
+    let throughput = run.path().join("throughput.png");
+    assert_eq!(png_size(&throughput), (1200, 60 + 230 * 4));
+}
+
+#[test]
+fn the_summary_tile_has_one_labelled_number_per_outcome_that_does_not_wrap() {
+    let html = valid_run_with(|_| {}).render();
+    assert!(
+        html.contains(
+            "<div class=\"fact outcomes\"><div><b>2</b><span>ok</span></div>\
+             <div><b>1</b><span>CAS miss</span></div><div><b>1</b><span>fail</span></div>\
+             <div><b>1</b><span>info</span></div></div>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains(".outcomes > div { white-space: nowrap; }"));
+    assert!(!html.contains("ok / fail / info"));
+}
+
+#[test]
+fn the_latency_table_shows_latency_from_intended_start_and_service_time_with_their_meaning() {
+    let q = |p50_ms: f64| Quantiles {
+        count: 3,
+        p50_ms,
+        p95_ms: p50_ms * 2.0,
+        p99_ms: p50_ms * 3.0,
+        max_ms: p50_ms * 4.0,
+    };
+    let html = valid_run_with(|r| {
+        r.latency.insert("write".into(), q(40.0));
+        r.service_time.insert("write".into(), q(1.5));
+    })
+    .render();
+    assert!(html.contains(">latency from intended start (ms)</th>"));
+    assert!(html.contains(">service time (ms)</th>"));
+    assert!(
+        html.contains(
+            "<td class=\"l\">write</td><td>1</td><td></td><td>0</td><td>1</td>\
+             <td>40.00</td><td>80.00</td><td>120.00</td><td>160.00</td>\
+             <td>1.50</td><td>3.00</td><td>4.50</td><td>6.00</td></tr>"
+        ),
+        "{html}"
+    );
+    // A function that results.json has no figures for (a run that recorded service time).
+    assert!(
+        html.contains("<td class=\"l\">read</td><td>1</td><td></td><td>0</td><td>0</td><td>-</td>")
+    );
+    assert!(html.contains("<b>latency from intended start</b>: from the instant the workload's schedule meant the operation to start"));
+    assert!(html.contains("<b>service time</b>: from the invocation to the completion"));
+}
+
+#[test]
+fn service_time_comes_from_the_history_for_runs_that_did_not_record_it() {
+    let html = valid_run_with(|_| {}).render();
+    // The CAS that missed took 2 ms and the one that failed 1 ms; no latency figures recorded.
+    assert!(
+        html.contains(
+            "<td class=\"l\">cas</td><td>0</td><td>1</td><td>1</td><td>0</td>\
+             <td>-</td><td>-</td><td>-</td><td>-</td>\
+             <td>1.00</td><td>2.00</td><td>2.00</td><td>2.00</td></tr>"
+        ),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_header_names_the_node_args_and_warns_of_a_deliberate_bug_before_anything_else() {
+    let html = stale_read_with(vec![partition(1.5, 6.0)], |r| {
+        r.node_args = vec!["--unsafe-early-ack".into(), "--verbose".into()];
+    })
+    .render();
+    let warning = html
+        .find("nodes ran with --unsafe-early-ack: a deliberate bug")
+        .expect("a warning");
+    assert!(warning < html.find("<main>").unwrap(), "in the header");
+    assert!(html.contains("node args: <code>--unsafe-early-ack --verbose</code>"));
+
+    let plain = valid_run_with(|r| r.node_args = vec!["--verbose".into()]).render();
+    assert!(!plain.contains("deliberate bug"));
+    assert!(plain.contains("node args: <code>--verbose</code>"));
+}
+
+#[test]
+fn an_interrupted_run_says_its_history_is_partial() {
+    let html = valid_run_with(|r| r.interrupted = true).render();
+    let said = html.find("interrupted: partial history").expect("said");
+    assert!(said < html.find("<main>").unwrap(), "in the header");
+    assert!(!valid_run_with(|_| {}).render().contains("interrupted"));
+}
+
+#[test]
+fn the_faults_table_names_the_sides_of_each_partition() {
+    let run = Fixture::new(
+        "sides",
+        &[(0, "write", "k", "a", 10.0, 20.0, "ok")],
+        vec![partition(1.0, 2.0), one_way(3.0, 4.0), kill("n2", 5.0, 6.5)],
+    );
+    let html = run.render();
+    for row in [
+        "<td class=\"l\">partition halves</td><td class=\"l\">n1 n2 | n3 n4 n5</td><td class=\"t\">1.000000 s</td>",
+        "<td class=\"l\">partition one-way</td><td class=\"l\">n3 cannot hear n1, n2</td><td class=\"t\">3.000000 s</td>",
+        "<td class=\"l\">kill n2</td><td class=\"l\">n2</td><td class=\"t\">5.000000 s</td><td class=\"t\">6.500000 s</td><td>1.50</td>",
+    ] {
+        assert!(html.contains(row), "{row} in {html}");
+    }
 }
 
 #[test]
@@ -279,52 +256,5 @@ fn a_missing_history_is_an_error_naming_the_file() {
     assert!(
         err.contains("results.json") && err.contains("not a kvlab results file"),
         "{err}"
-    );
-}
-
-#[test]
-fn the_index_lists_every_run_newest_first_with_a_link_to_its_report() {
-    let root = tempfile::tempdir().unwrap();
-    for (test, ts, started) in [
-        ("old", "20261101T000000Z", "2026-11-01T00:00:00.000Z"),
-        ("new", "20261122T000000Z", "2026-11-22T00:00:00.000Z"),
-    ] {
-        let run = stale_read_run();
-        let mut r = reports::read_results(&run.path().join("results.json")).unwrap();
-        r.test = test.into();
-        r.started_at = Some(started.into());
-        let dir = root.path().join(test).join(ts);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("results.json"), serde_json::to_string(&r).unwrap()).unwrap();
-        std::fs::write(dir.join("report.html"), "x").unwrap();
-    }
-    std::fs::create_dir_all(root.path().join("broken/20261115T000000Z")).unwrap();
-    std::fs::write(
-        root.path().join("broken/20261115T000000Z/results.json"),
-        "{",
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("new/20261122T000000Z", root.path().join("latest")).unwrap();
-
-    let index = reports::write_index(root.path()).unwrap();
-    // The template escapes `/` in attributes as `&#x2f;`, which browsers read as `/`.
-    let html = std::fs::read_to_string(index)
-        .unwrap()
-        .replace("&#x2f;", "/");
-    let new = html
-        .find("new/20261122T000000Z/report.html")
-        .expect("new run linked");
-    let old = html
-        .find("old/20261101T000000Z/report.html")
-        .expect("old run linked");
-    assert!(new < old, "newest first");
-    assert!(
-        html.contains("unreadable"),
-        "a broken run is listed, not hidden"
-    );
-    assert_eq!(
-        html.matches("<tr><td>").count(),
-        3,
-        "latest is not listed twice"
     );
 }

@@ -1,0 +1,285 @@
+//! The anomaly section: every key that is not linearizable, the earliest drawn in full.
+//!
+//! The earliest anomaly (its culprit invoked first) is the first sign that something went
+//! wrong, so it gets the timeline plot and the node log lines of its moment. Every other invalid
+//! key gets the same words and table (the checker's explanation, what became of the write it
+//! missed, the faults in force, its operations), folded so that a run with many invalid keys
+//! stays readable.
+//!
+//! Every time in the section is seconds since the run started, to the microsecond, as in the
+//! checker's explanations: the timeline's axis, the tables, the faults and the log lines (whose
+//! wall-clock stamps are placed with `results.started_at`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use checker::{Anomaly, Func, KeyResult, OpSummary};
+use serde::Serialize;
+
+use crate::error::ReportError;
+use crate::faults;
+use crate::logs::lines_between;
+use crate::results::FaultWindow;
+use crate::run::{Run, seconds};
+use crate::timeline::{self, Mark};
+
+/// Node log lines shown with the earliest anomaly: this long before the culprit's invocation …
+const LOG_BEFORE: Duration = Duration::from_secs(2);
+/// … to this long after its completion, at most this many.
+const LOG_AFTER: Duration = Duration::from_secs(1);
+const LOG_LIMIT: usize = 200;
+
+#[derive(Serialize)]
+pub struct AnomalyView {
+    key: String,
+    /// The element id of this key's part of the page.
+    anchor: String,
+    /// The culprit in a few words, for a folded key's summary line.
+    culprit: String,
+    explanation: String,
+    /// What became of the acknowledged write the culprit missed, one sentence per fault.
+    missed: Vec<String>,
+    /// Which faults were in force while the culprit ran, in words.
+    faults_then: String,
+    ops: Vec<OpRow>,
+    prefix_len: usize,
+    value_after: String,
+    prefix_tail: Vec<String>,
+    /// The timeline and the node logs; only for the earliest anomaly.
+    drawn: Option<Drawn>,
+}
+
+#[derive(Serialize)]
+struct Drawn {
+    timeline: String,
+    logs: Vec<LogRow>,
+    log_window: String,
+    no_logs: String,
+}
+
+#[derive(Serialize)]
+struct OpRow {
+    index: usize,
+    process: u64,
+    text: String,
+    outcome: String,
+    invoke: String,
+    complete: String,
+    took: String,
+    lines: String,
+    culprit: bool,
+    missed: bool,
+}
+
+#[derive(Serialize)]
+struct LogRow {
+    at: String,
+    node: String,
+    text: String,
+}
+
+/// Every invalid key's view, the earliest anomaly first (drawn into `timeline_png`), the others
+/// by their culprit's invocation.
+pub fn views(run: &Run, timeline_png: &Path) -> Result<Vec<AnomalyView>, ReportError> {
+    let mut keys: Vec<(&KeyResult, &Anomaly)> = run
+        .results
+        .checker
+        .keys
+        .iter()
+        .filter_map(|k| k.anomaly.as_ref().map(|a| (k, a)))
+        .collect();
+    // Stable, so that the first is the one `earliest_anomaly` names.
+    keys.sort_by_key(|(_, a)| a.culprit.invoke);
+    keys.iter()
+        .enumerate()
+        .map(|(i, (k, a))| {
+            let story = missed_story(&run.results.faults, a);
+            let drawn = if i == 0 {
+                timeline::anomaly_timeline(&k.key, a, &story.marks, timeline_png)?;
+                Some(drawn(run, a, timeline_png)?)
+            } else {
+                None
+            };
+            Ok(view(run, &k.key, i, a, story.sentences, drawn))
+        })
+        .collect()
+}
+
+fn view(
+    run: &Run,
+    key: &str,
+    i: usize,
+    a: &Anomaly,
+    missed: Vec<String>,
+    drawn: Option<Drawn>,
+) -> AnomalyView {
+    // `around` holds the culprit and is sorted by invocation (the checker's contract).
+    let ops = a
+        .around
+        .iter()
+        .map(|o| OpRow {
+            index: o.index,
+            process: o.process,
+            text: o.text.clone(),
+            outcome: o.outcome.clone(),
+            invoke: seconds(o.invoke),
+            complete: o.complete.map_or("never".into(), seconds),
+            took: o.complete.map_or(String::new(), |c| {
+                format!("{:.2}", c.saturating_sub(o.invoke) as f64 / 1e6)
+            }),
+            lines: match o.complete_line {
+                Some(c) => format!("{}, {c}", o.invoke_line),
+                None => o.invoke_line.to_string(),
+            },
+            culprit: o.index == a.culprit.index,
+            missed: a.missed.as_ref().is_some_and(|m| m.index == o.index),
+        })
+        .collect();
+    let c = &a.culprit;
+    AnomalyView {
+        key: key.to_owned(),
+        anchor: format!("anomaly-{i}"),
+        culprit: format!(
+            "{} by process {}, invoked at {}",
+            c.text,
+            c.process,
+            seconds(c.invoke)
+        ),
+        explanation: a.explanation.clone(),
+        missed,
+        faults_then: faults_then(&run.results.faults, c),
+        ops,
+        prefix_len: a.prefix_len,
+        value_after: match &a.value_after_prefix {
+            serde_json::Value::Null => "absent".to_owned(),
+            v => v.to_string(),
+        },
+        prefix_tail: a.prefix_tail.iter().map(|o| o.text.clone()).collect(),
+        drawn,
+    }
+}
+
+fn faults_then(faults: &[FaultWindow], c: &OpSummary) -> String {
+    let (from, to) = (c.invoke, c.complete.unwrap_or(c.invoke));
+    let overlapping: Vec<String> = faults
+        .iter()
+        .filter(|w| w.start_ns <= to && from <= w.end_ns)
+        .map(|w| {
+            format!(
+                "{} from {} to {}",
+                faults::described(w),
+                seconds(w.start_ns),
+                seconds(w.end_ns)
+            )
+        })
+        .collect();
+    if overlapping.is_empty() {
+        "No fault was in force while the impossible operation ran.".to_owned()
+    } else {
+        format!(
+            "In force while the impossible operation ran: {}.",
+            overlapping.join("; ")
+        )
+    }
+}
+
+/// What became of the write the culprit missed, and the fault starts to mark on the timeline.
+struct Story {
+    sentences: Vec<String>,
+    marks: Vec<Mark>,
+}
+
+/// For an anomaly that names the acknowledged write its culprit missed: each fault that began
+/// between the write's acknowledgement and the culprit's invocation, or was in force across the
+/// acknowledgement, in one sentence; or a sentence saying that none did.
+fn missed_story(faults: &[FaultWindow], a: &Anomaly) -> Story {
+    let Some(m) = &a.missed else {
+        return Story {
+            sentences: Vec::new(),
+            marks: Vec::new(),
+        };
+    };
+    let acked = m.complete.unwrap_or(m.invoke);
+    let c = &a.culprit;
+    let write = match m.f {
+        Func::Write => format!("The write of {} by process {}", m.value, m.process),
+        _ => format!("Process {}'s {}", m.process, m.text),
+    };
+    let culprit = format!("the {} invoked at {}", c.f.name(), seconds(c.invoke));
+    let mut sentences = Vec::new();
+    let mut marks = Vec::new();
+    for w in faults
+        .iter()
+        .filter(|w| w.start_ns <= c.invoke && w.end_ns >= acked)
+    {
+        let fault = faults::described(w);
+        sentences.push(if w.start_ns >= acked {
+            format!(
+                "{write} acknowledged at {} is missing after {fault} began at {}, before {culprit}.",
+                seconds(acked),
+                seconds(w.start_ns)
+            )
+        } else {
+            format!(
+                "{write} acknowledged at {} is missing; it was acknowledged during {fault}, which \
+                 began at {} and ended at {}.",
+                seconds(acked),
+                seconds(w.start_ns),
+                seconds(w.end_ns)
+            )
+        });
+        marks.push(Mark {
+            at_ns: w.start_ns,
+            label: format!("{fault} began"),
+        });
+    }
+    if sentences.is_empty() {
+        sentences.push(format!(
+            "{write} acknowledged at {} is missing, and no fault began or was in force between \
+             its acknowledgement and {culprit}.",
+            seconds(acked)
+        ));
+    }
+    Story { sentences, marks }
+}
+
+/// The earliest anomaly's timeline and the node log lines from around its culprit.
+fn drawn(run: &Run, a: &Anomaly, timeline: &Path) -> Result<Drawn, ReportError> {
+    let from_ns = a.culprit.invoke;
+    let to_ns = a.culprit.complete.unwrap_or(a.culprit.invoke);
+    let (logs, log_window, no_logs) = match (run.started_at(), run.wall(from_ns), run.wall(to_ns)) {
+        (Some(start), Some(from), Some(to)) => {
+            let from = from.checked_sub(LOG_BEFORE).unwrap_or(from);
+            let logs = lines_between(&run.dir, start, from, to + LOG_AFTER, LOG_LIMIT);
+            let window = format!(
+                "from {} to {}",
+                seconds(from_ns.saturating_sub(LOG_BEFORE.as_nanos() as u64)),
+                seconds(to_ns + LOG_AFTER.as_nanos() as u64)
+            );
+            (
+                logs,
+                window,
+                "The nodes logged nothing in this window.".to_owned(),
+            )
+        }
+        _ => (
+            Vec::new(),
+            "around the anomaly".to_owned(),
+            "results.json does not record when the run started, so node logs cannot be matched."
+                .to_owned(),
+        ),
+    };
+    Ok(Drawn {
+        timeline: crate::html::data_uri(timeline)?,
+        logs: logs
+            .into_iter()
+            .map(|l| LogRow {
+                at: format!("{:>11.6} s", l.at_s),
+                node: l.node,
+                text: l.text,
+            })
+            .collect(),
+        log_window,
+        no_logs,
+    })
+}

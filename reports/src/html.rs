@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::ReportError;
 use crate::junit::junit_xml;
 use crate::results::RunResults;
-use crate::run::{Run, Status, read_results, seconds};
+use crate::run::{self, Run, Status, read_results, seconds};
 use crate::{anomaly, faults, plots, tables};
 
 /// What [`render`] wrote.
@@ -141,17 +141,18 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
     // From the history rather than results.json: runs recorded before CAS misses were counted
     // apart have them among the failures there.
     let count = |s: Status| run.ops.iter().filter(|o| o.status == s).count();
+    let node_args = run::node_args(r, run.config.as_deref());
     let ctx = serde_json::json!({
         "verdict": r.verdict.name(),
         "headline": headline,
-        "bug": deliberate_bug(&r.node_args),
+        "bug": deliberate_bug(&node_args),
         "interrupted": r.interrupted,
         "test": r.test,
         "started_at": r.started_at.clone().unwrap_or_else(|| "unknown date".into()),
         "profile": r.profile,
         "nemesis": r.nemesis,
         "seed": r.seed,
-        "node_args": r.node_args.join(" "),
+        "node_args": node_args.join(" "),
         "operations": r.operations,
         "outcomes": Status::ALL.map(|s| serde_json::json!({"name": s.name(), "n": count(s)})),
         "throughput": format!("{:.0}", r.throughput_ops_per_s),
@@ -264,12 +265,15 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
                 .exists()
                 .then(|| rel("report.html"));
             let row = match read_results(&results_path) {
-                Ok(r) => serde_json::json!({
+                Ok(r) => {
+                    let config = std::fs::read_to_string(run.path().join("config.toml")).ok();
+                    let node_args = run::node_args(&r, config.as_deref());
+                    serde_json::json!({
                     "date": r.started_at.clone().unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
                     "verdict": r.verdict.name(),
                     "interrupted": r.interrupted,
-                    "node_args": r.node_args.join(" "),
-                    "bug": deliberate_bug(&r.node_args).is_some(),
+                    "node_args": node_args.join(" "),
+                    "bug": deliberate_bug(&node_args).is_some(),
                     "test": r.test,
                     "profile": r.profile,
                     "nemesis": r.nemesis,
@@ -278,7 +282,8 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
                     "throughput": format!("{:.0}", r.throughput_ops_per_s),
                     "report": report,
                     "results": rel("results.json"),
-                }),
+                    })
+                }
                 Err(e) => serde_json::json!({
                     "date": run.file_name().to_string_lossy(),
                     "verdict": "unknown",

@@ -141,6 +141,23 @@ impl Run {
     }
 }
 
+/// The `--node-arg` flags the nodes ran with: from `results.json`, or, for a run recorded before
+/// results carried them, from the `node_args = [...]` line of its `config.toml` (a TOML array of
+/// plain strings reads as JSON), so that an old run with a deliberate bug is still flagged.
+pub fn node_args(results: &RunResults, config: Option<&str>) -> Vec<String> {
+    if !results.node_args.is_empty() {
+        return results.node_args.clone();
+    }
+    config
+        .into_iter()
+        .flat_map(str::lines)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "node_args")
+        .and_then(|(_, v)| serde_json::from_str(v.trim()).ok())
+        .unwrap_or_default()
+}
+
 /// A history time as the report states every time: seconds since the run started, to the
 /// microsecond (`12.345678 s`), as the checker's explanations do.
 pub fn seconds(ns: u64) -> String {
@@ -217,6 +234,25 @@ mod tests {
             assert_eq!(b.index(span), b.count - 1);
             assert!(b.width_ns as f64 * b.count as f64 >= span as f64);
         }
+    }
+
+    #[test]
+    fn node_args_of_an_old_run_come_from_its_config() {
+        let results: RunResults = serde_json::from_value(serde_json::json!({
+            "verdict": "valid", "test": "t", "seed": 1, "profile": "p", "nemesis": "n",
+            "operations": 0, "events": 0, "ok": 0, "fail": 0, "info": 0,
+            "throughput_ops_per_s": 0.0, "latency": {}, "faults": [],
+            "checker": {"elapsed_ms": 0.0, "states": 0, "invalid_keys": [], "unknown_keys": [], "keys": []},
+        }))
+        .unwrap();
+        let config =
+            "seed = 1\nnode_args = [\"--unsafe-read-local\", \"-v\"]\n\n[profile]\nnode_args = 3\n";
+        assert_eq!(
+            node_args(&results, Some(config)),
+            ["--unsafe-read-local", "-v"]
+        );
+        assert!(node_args(&results, Some("[profile]\nnode_args = [\"x\"]\n")).is_empty());
+        assert!(node_args(&results, None).is_empty());
     }
 
     #[test]

@@ -107,9 +107,17 @@ fn runs_recorded_before_the_newer_fields_still_render_in_the_index_and_as_a_repo
         }
     };
     add_run(root.path(), "old", "20261101T000000Z", old);
+    // Such a run's node args are in its config.toml only.
+    let config =
+        "seed = 1\nnode_args = [\"--unsafe-read-local\"]\n\n[profile]\nname = \"register\"\n";
+    std::fs::write(root.path().join("old/20261101T000000Z/config.toml"), config).unwrap();
     let html = index(root.path());
     assert!(!html.contains("unreadable"), "{html}");
     assert!(html.contains("<td>old</td>"), "{html}");
+    assert!(
+        html.contains("<td class=\"bug\">--unsafe-read-local (deliberate bug)</td>"),
+        "{html}"
+    );
 
     // And its report renders, with service time computed from the history.
     let run = stale_read_run();
@@ -120,6 +128,12 @@ fn runs_recorded_before_the_newer_fields_still_render_in_the_index_and_as_a_repo
     std::fs::write(&path, r.to_string()).unwrap();
     let page = run.render();
     assert!(page.contains("node args: none"), "{page}");
+    std::fs::write(run.path().join("config.toml"), config).unwrap();
+    let page = run.render();
+    assert!(
+        page.contains("nodes ran with --unsafe-read-local: a deliberate bug"),
+        "{page}"
+    );
     assert!(
         page.contains("<td class=\"l\">read</td><td>2</td><td></td><td>0</td><td>0</td><td>-</td><td>-</td><td>-</td><td>-</td><td>1.00</td>"),
         "{page}"

@@ -2,7 +2,8 @@
 //!
 //! The shape follows the common JUnit schema (Ant's / Jenkins' `junit-10.xsd`): `<testsuites>`
 //! holding one `<testsuite>` with `name`, `tests`, `failures`, `errors`, `skipped`, `time`,
-//! `timestamp` and `hostname`, its `<properties>` (seed, profile, nemesis, counts), one
+//! `timestamp` and `hostname`, its `<properties>` (seed, profile, nemesis, counts with CAS
+//! misses apart from failures, node args, whether the run was interrupted), one
 //! `<testcase name="linearizable">`, `<system-out>` (a summary) and `<system-err>`. An anomaly
 //! is a `<failure>` carrying the checker's explanation of every invalid key; an unknown verdict
 //! is an `<error>` (the check could not be done, which is not a pass).
@@ -45,15 +46,18 @@ pub fn junit_xml(r: &RunResults) -> String {
         r#"  <testsuite name="{name}" tests="1" failures="{failures}" errors="{errors}" skipped="0" time="{time}" timestamp="{timestamp}" hostname="localhost">"#
     );
     let _ = writeln!(x, "    <properties>");
-    let props: [(&str, String); 8] = [
+    let props: [(&str, String); 11] = [
         ("seed", r.seed.to_string()),
         ("profile", r.profile.clone()),
         ("nemesis", r.nemesis.clone()),
         ("operations", r.operations.to_string()),
         ("ok", r.ok.to_string()),
+        ("cas_miss", r.cas_miss.to_string()),
         ("fail", r.fail.to_string()),
         ("info", r.info.to_string()),
         ("faults", r.faults.len().to_string()),
+        ("node_args", r.node_args.join(" ")),
+        ("interrupted", r.interrupted.to_string()),
     ];
     for (k, v) in props {
         let _ = writeln!(
@@ -121,14 +125,20 @@ pub fn junit_xml(r: &RunResults) -> String {
         "    <system-out>{}</system-out>",
         escape(
             format!(
-                "{} operations (ok {}, fail {}, info {}), {:.0} ops/s, {} faults, seed {}",
+                "{} operations (ok {}, CAS miss {}, fail {}, info {}), {:.0} ops/s, {} faults, seed {}{}",
                 r.operations,
                 r.ok,
+                r.cas_miss,
                 r.fail,
                 r.info,
                 r.throughput_ops_per_s,
                 r.faults.len(),
-                r.seed
+                r.seed,
+                if r.interrupted {
+                    ", interrupted: partial history"
+                } else {
+                    ""
+                }
             )
             .as_str()
         )

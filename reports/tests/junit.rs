@@ -182,6 +182,25 @@ fn an_anomaly_is_a_failure_carrying_the_explanation_escaped() {
 }
 
 #[test]
+fn the_properties_count_cas_misses_apart_and_name_the_node_args() {
+    let mut r = results(Verdict::Invalid, "t");
+    r.cas_miss = 3;
+    r.node_args = vec!["--unsafe-early-ack".into()];
+    r.interrupted = true;
+    let xml = junit_xml(&r);
+    validate(&xml);
+    for p in [
+        r#"<property name="cas_miss" value="3"/>"#,
+        r#"<property name="node_args" value="--unsafe-early-ack"/>"#,
+        r#"<property name="interrupted" value="true"/>"#,
+    ] {
+        assert!(xml.contains(p), "{p} in {xml}");
+    }
+    assert!(xml.contains("(ok 6, CAS miss 3, fail 1, info 1)"), "{xml}");
+    assert!(xml.contains("interrupted: partial history"), "{xml}");
+}
+
+#[test]
 fn an_unknown_verdict_is_an_error_not_a_pass() {
     let xml = junit_xml(&results(Verdict::Unknown, "t"));
     assert_eq!(validate(&xml), (0, 1));

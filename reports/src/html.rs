@@ -269,19 +269,19 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
                     let config = std::fs::read_to_string(run.path().join("config.toml")).ok();
                     let node_args = run::node_args(&r, config.as_deref());
                     serde_json::json!({
-                    "date": r.started_at.clone().unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
-                    "verdict": r.verdict.name(),
-                    "interrupted": r.interrupted,
-                    "node_args": node_args.join(" "),
-                    "bug": deliberate_bug(&node_args).is_some(),
-                    "test": r.test,
-                    "profile": r.profile,
-                    "nemesis": r.nemesis,
-                    "faults": r.faults.len(),
-                    "operations": r.operations,
-                    "throughput": format!("{:.0}", r.throughput_ops_per_s),
-                    "report": report,
-                    "results": rel("results.json"),
+                        "date": r.started_at.clone().unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
+                        "verdict": r.verdict.name(),
+                        "interrupted": r.interrupted,
+                        "node_args": node_args.join(" "),
+                        "bug": deliberate_bug(&node_args).is_some(),
+                        "test": r.test,
+                        "profile": r.profile,
+                        "nemesis": r.nemesis,
+                        "faults": r.faults.len(),
+                        "operations": r.operations,
+                        "throughput": format!("{:.0}", r.throughput_ops_per_s),
+                        "report": report,
+                        "results": rel("results.json"),
                     })
                 }
                 Err(e) => serde_json::json!({

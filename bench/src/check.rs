@@ -35,6 +35,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             memory_limit: args.memory_limit_mib << 20,
             threads: args.threads,
             all_keys: args.all_keys,
+            shrink_time: args.shrink_time,
         },
     );
     let nothing = nothing_checked(&mut result, history.ops.len() as u64)
@@ -173,6 +174,25 @@ fn of_keys(n: usize) -> String {
 fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
     let _ = writeln!(out, "\nkey {key:?} is not linearizable:");
     let _ = writeln!(out, "  {}", a.explanation);
+    if let Some(core) = &a.core {
+        let n = checker::counted(core.ops.len() as u64, "operation", "operations");
+        if core.ops.len() == 1 {
+            let _ = writeln!(out, "  the core: this operation cannot happen on its own:");
+        } else if core.minimal {
+            let _ = writeln!(
+                out,
+                "  the core: these {n} cannot be ordered, and without any one of them the rest can:"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  these {n} cannot be ordered (shrinking ran out of time: perhaps not the smallest):"
+            );
+        }
+        for op in &core.ops {
+            let _ = writeln!(out, "    {}", op_line(op, timed));
+        }
+    }
     let _ = writeln!(
         out,
         "  the longest linearizable prefix has {} and leaves the value {}; it ends with:",

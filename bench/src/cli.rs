@@ -148,6 +148,10 @@ pub struct CheckArgs {
     /// Search every key to the end even after one is found invalid.
     #[arg(long)]
     pub all_keys: bool,
+    /// Time to spend shrinking each invalid key's counterexample to its core, the smallest set
+    /// of operations that still cannot be ordered (0s: do not shrink).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub shrink_time: Duration,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -166,9 +170,7 @@ pub fn main() -> u8 {
         Command::Report(args) => report(&args),
         Command::Cluster(args) => crate::run::cluster_main(&args),
         Command::Profiles => {
-            for (name, what) in crate::profile::BUILTINS {
-                println!("{name:<10} {what}");
-            }
+            print!("{}", two_columns(crate::profile::BUILTINS));
             0
         }
         Command::Kvctl { args } => kvnode::kvctl::main_from("bench kvctl", args),
@@ -180,12 +182,18 @@ pub fn main() -> u8 {
             }
         }
         Command::Nemeses => {
-            for (name, what) in nemesis::schedule::builtin_names() {
-                println!("{name:<14} {what}");
-            }
+            print!("{}", two_columns(nemesis::schedule::builtin_names()));
             0
         }
     }
+}
+
+/// `name  description` lines, the descriptions aligned however long the names are.
+fn two_columns(rows: &[(&str, &str)]) -> String {
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(name, what)| format!("{name:<width$}  {what}\n"))
+        .collect()
 }
 
 /// `bench report`: renders the report of one run, then the index of the runs beside it.

@@ -34,6 +34,9 @@ pub struct CheckOptions {
     /// one slice of search without a verdict are abandoned (`unknown`) once the history is known
     /// to be invalid.
     pub all_keys: bool,
+    /// Time to spend shrinking each invalid key's counterexample to its core (see
+    /// [`crate::Core`]); zero turns shrinking off.
+    pub shrink_time: Duration,
 }
 
 impl Default for CheckOptions {
@@ -43,6 +46,7 @@ impl Default for CheckOptions {
             memory_limit: 4 << 30,
             threads: 0,
             all_keys: false,
+            shrink_time: Duration::from_secs(2),
         }
     }
 }
@@ -110,13 +114,24 @@ pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
             s.spawn(|| shared.work());
         }
     });
-    let keys: Vec<KeyResult> = shared
+    let mut keys: Vec<KeyResult> = shared
         .results
         .into_inner()
         .expect("no worker panicked holding the results")
         .into_iter()
         .map(|r| r.expect("every key gets a result"))
         .collect();
+    for (k, result) in keys.iter_mut().enumerate() {
+        if let Some(anomaly) = result.anomaly.as_mut() {
+            anomaly.core = core(
+                history,
+                &shared.by_key[k],
+                anomaly,
+                options,
+                shared.deadline,
+            );
+        }
+    }
     let verdict = if keys.iter().any(|k| k.verdict == Verdict::Invalid) {
         Verdict::Invalid
     } else if keys.iter().any(|k| k.verdict == Verdict::Unknown) {
@@ -132,6 +147,48 @@ pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
         elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
         peak_memo_bytes: shared.peak_memory.into_inner(),
     }
+}
+
+/// Shrinks one invalid key's operations to a core, within the shrinking budget and what is
+/// left of the check's.
+fn core(
+    history: &History,
+    key_ops: &[u32],
+    anomaly: &crate::verdict::Anomaly,
+    options: &CheckOptions,
+    deadline: Option<Instant>,
+) -> Option<crate::verdict::Core> {
+    if options.shrink_time.is_zero() {
+        return None;
+    }
+    let started = Instant::now();
+    let until = deadline.map_or(started + options.shrink_time, |d| {
+        d.min(started + options.shrink_time)
+    });
+    if until <= started {
+        return None;
+    }
+    // First guess: what was invoked before the culprit completed (later operations cannot have
+    // been needed to refute it, though the search only trusts what it checks).
+    let culprit_end = history.ops[anomaly.culprit.index]
+        .complete
+        .map_or(u64::MAX, |c| c.index);
+    let guess = key_ops
+        .iter()
+        .copied()
+        .filter(|&i| history.ops[i as usize].invoke.index <= culprit_end)
+        .collect();
+    let shrunk = crate::shrink::shrink(history, key_ops, Some(guess), until, options.memory_limit);
+    Some(crate::verdict::Core {
+        ops: shrunk
+            .ops
+            .iter()
+            .map(|&i| crate::verdict::OpSummary::new(history, i as usize))
+            .collect(),
+        minimal: shrunk.minimal,
+        checks: shrunk.checks,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
 }
 
 impl Shared<'_> {

@@ -39,6 +39,7 @@ impl Failure<'_> {
                 .collect(),
             value_after_prefix: serde_json::to_value(&self.value_after).expect("values serialise"),
             around: self.around(culprit).into_iter().map(summary).collect(),
+            core: None,
         }
     }
 

@@ -26,6 +26,7 @@ mod history;
 mod memo;
 mod model;
 mod search;
+mod shrink;
 mod verdict;
 
 pub use check::{CheckOptions, check};
@@ -33,4 +34,4 @@ pub use error::ReadError;
 pub use explain::counted;
 pub use format::{EdnModel, Format, ReadOptions, read_file, read_str};
 pub use history::{Call, Event, Func, History, Operation, Outcome, OutcomeCounts, Value};
-pub use verdict::{Anomaly, CheckResult, KeyResult, OpSummary, Verdict};
+pub use verdict::{Anomaly, CheckResult, Core, KeyResult, OpSummary, Verdict};

@@ -96,6 +96,24 @@ pub struct Anomaly {
     /// The key's operations around the point of failure, sorted by invocation: every operation
     /// that overlaps the culprit (the culprit itself included), and a few before it.
     pub around: Vec<OpSummary>,
+    /// The counterexample reduced to its core; absent when shrinking was off or had no time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<Core>,
+}
+
+/// A smallest set of the key's operations that is not linearizable on its own, found by delta
+/// debugging with the checker as the oracle.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Core {
+    /// The operations, by invocation.
+    pub ops: Vec<OpSummary>,
+    /// Removing any one of them leaves a linearizable history (1-minimal). False when the time
+    /// budget ran out first: then the core is smaller than the key's history and still not
+    /// linearizable, but perhaps not minimal.
+    pub minimal: bool,
+    /// Searches run while shrinking, and the time they took.
+    pub checks: u64,
+    pub elapsed_ms: f64,
 }
 
 /// One operation, described for people and for the report's timeline.

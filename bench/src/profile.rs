@@ -180,8 +180,10 @@ impl Profile {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let p: Profile = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+        let p: Profile = toml::from_str(&text).map_err(|e| {
+            let where_ = kvnode::config::toml_error(&text, &e);
+            anyhow::anyhow!("{}: {where_}", path.display())
+        })?;
         p.validate()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(p)

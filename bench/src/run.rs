@@ -50,8 +50,10 @@ impl RunConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("read {}", path.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?
+                toml::from_str(&text).map_err(|e| {
+                    let where_ = kvnode::config::toml_error(&text, &e);
+                    anyhow::anyhow!("{}: {where_}", path.display())
+                })?
             }
             None => RunConfig {
                 test: String::new(),

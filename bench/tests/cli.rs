@@ -44,3 +44,22 @@ fn help_lists_every_exit_code_and_exits_0() {
         assert!(help.contains(code), "{code:?} missing in:\n{help}");
     }
 }
+
+#[test]
+fn the_lists_of_built_ins_align_their_descriptions_whatever_the_names_length() {
+    for list in ["nemeses", "profiles"] {
+        let o = bench(&[list]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        // Where each description starts: after the name and the run of spaces that follows it.
+        let starts: Vec<usize> = out
+            .lines()
+            .map(|l| {
+                let name = l.find(' ').expect("name then description");
+                name + l[name..].find(|c: char| c != ' ').expect("a description")
+            })
+            .collect();
+        assert!(starts.len() > 3, "{out}");
+        assert!(starts.iter().all(|&s| s == starts[0]), "{list}:\n{out}");
+    }
+}

@@ -119,7 +119,7 @@ impl ClusterConfig {
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
         let cfg: ClusterConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<config>"),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: toml_error(text, &e),
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -239,6 +239,22 @@ impl ClusterConfig {
     }
 }
 
+/// A TOML error on one line: `line 2, column 8: unclosed array, expected `]``. (The error's own
+/// text spans several lines with a drawing of the source, which a log line or a one-line error
+/// cannot carry.)
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +278,14 @@ peer = "127.0.0.1:7203"
 
     fn err(text: &str) -> String {
         ClusterConfig::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_toml_syntax_error_is_one_line_naming_line_and_column() {
+        let e = err("partitions = 8\nfoo = [\n");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line 2, column 8: "), "{e}");
+        assert!(e.contains("unclosed array"), "{e}");
     }
 
     #[test]
@@ -329,3 +353,4 @@ peer = "127.0.0.1:7203"
         assert_eq!(load, [3; 5]);
     }
 }
+

@@ -35,6 +35,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             memory_limit: args.memory_limit_mib << 20,
             threads: args.threads,
             all_keys: args.all_keys,
+            fail_fast: args.fail_fast,
             shrink_time: args.shrink_time,
         },
     );
@@ -110,17 +111,15 @@ pub fn render(
         Verdict::Invalid => {
             let _ = writeln!(
                 out,
-                "INVALID: {} of {} not linearizable ({searched})",
-                result.count(Verdict::Invalid),
-                of_keys(keys)
+                "INVALID: {} not linearizable ({searched})",
+                of_keys(result.count(Verdict::Invalid), keys)
             );
         }
         Verdict::Unknown => {
             let _ = writeln!(
                 out,
-                "UNKNOWN: {} of {} could not be decided ({searched})",
-                result.count(Verdict::Unknown),
-                of_keys(keys)
+                "UNKNOWN: {} could not be decided ({searched})",
+                of_keys(result.count(Verdict::Unknown), keys)
             );
         }
     }
@@ -162,13 +161,11 @@ pub fn render(
     out
 }
 
-/// "1 key is" / "3 keys are".
-fn of_keys(n: usize) -> String {
-    if n == 1 {
-        "1 key is".into()
-    } else {
-        format!("{n} keys are")
-    }
+/// "1 of 3 keys is" / "2 of 3 keys are" / "1 of 1 key is".
+fn of_keys(n: usize, total: usize) -> String {
+    let keys = if total == 1 { "key" } else { "keys" };
+    let verb = if n == 1 { "is" } else { "are" };
+    format!("{n} of {total} {keys} {verb}")
 }
 
 fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {

@@ -148,6 +148,10 @@ pub struct CheckArgs {
     /// Search every key to the end even after one is found invalid.
     #[arg(long)]
     pub all_keys: bool,
+    /// Stop at the first key found not linearizable (as Porcupine does); the keys not finished
+    /// by then are unknown. Same verdict, sooner.
+    #[arg(long, conflicts_with = "all_keys")]
+    pub fail_fast: bool,
     /// Time to spend shrinking each invalid key's counterexample to its core, the smallest set
     /// of operations that still cannot be ordered (0s: do not shrink).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]

@@ -124,11 +124,11 @@ impl std::fmt::Display for CompactionReport {
         let c = &self.counts;
         write!(
             f,
-            "compaction: {} snapshots taken, {} snapshots installed, {} WAL checkpoints \
+            "compaction: {} taken, {} installed, {} \
              (snapshot every {} entries, checkpoint past {} bytes)",
-            c.snapshots_taken,
-            c.snapshots_installed,
-            c.wal_checkpoints,
+            checker::counted(c.snapshots_taken, "snapshot", "snapshots"),
+            checker::counted(c.snapshots_installed, "snapshot", "snapshots"),
+            checker::counted(c.wal_checkpoints, "WAL checkpoint", "WAL checkpoints"),
             self.thresholds.snapshot_every,
             self.thresholds.wal_checkpoint_bytes
         )

@@ -222,3 +222,33 @@ fn a_history_without_operations_is_unknown_not_valid() {
         assert_eq!(v["verdict"], "unknown", "{name}: {v}");
     }
 }
+
+#[test]
+fn fail_fast_stops_at_the_first_invalid_key() {
+    let dir = Dir::new();
+    // Two keys, each with a read of a value nobody wrote.
+    let history = ["a", "b"]
+        .iter()
+        .enumerate()
+        .flat_map(|(p, k)| {
+            [
+                format!(r#"{{"process":{p},"type":"invoke","f":"read","key":"{k}"}}"#),
+                format!(r#"{{"process":{p},"type":"ok","f":"read","key":"{k}","value":"x"}}"#),
+            ]
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = dir.file("two.jsonl", &history);
+    let all = bench(&["--all-keys", "--threads", "1"], &file);
+    assert_eq!(all.status.code(), Some(1));
+    assert!(
+        stdout(&all).contains("2 of 2 keys are not linearizable"),
+        "{}",
+        stdout(&all)
+    );
+    let fast = bench(&["--fail-fast", "--threads", "1"], &file);
+    assert_eq!(fast.status.code(), Some(1), "{}", stdout(&fast));
+    let text = stdout(&fast);
+    assert!(text.contains("1 of 2 keys is not linearizable"), "{text}");
+    assert!(text.contains("--fail-fast stopped"), "{text}");
+}

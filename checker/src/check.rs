@@ -34,6 +34,9 @@ pub struct CheckOptions {
     /// one slice of search without a verdict are abandoned (`unknown`) once the history is known
     /// to be invalid.
     pub all_keys: bool,
+    /// Stop at the first key found not linearizable, as Porcupine does: every key not finished
+    /// by then is `unknown`. The verdict is the same (invalid), found sooner.
+    pub fail_fast: bool,
     /// Time to spend shrinking each invalid key's counterexample to its core (see
     /// [`crate::Core`]); zero turns shrinking off.
     pub shrink_time: Duration,
@@ -46,6 +49,7 @@ impl Default for CheckOptions {
             memory_limit: 4 << 30,
             threads: 0,
             all_keys: false,
+            fail_fast: false,
             shrink_time: Duration::from_secs(2),
         }
     }
@@ -222,6 +226,12 @@ impl Shared<'_> {
     /// Runs one slice of `task`; true if the key now has its result.
     fn slice(&self, task: &mut Task) -> bool {
         let started = task.search.is_some();
+        if self.options.fail_fast && self.invalid.load(Ordering::Relaxed) {
+            return self.give_up(
+                task,
+                "not searched to the end: --fail-fast stopped at the first key not linearizable",
+            );
+        }
         if started && self.invalid.load(Ordering::Relaxed) && !self.options.all_keys {
             return self.give_up(
                 task,

@@ -151,7 +151,6 @@ fn edn_nil_reads_complete_and_the_process_goes_on() {
         format: Some(Format::Edn),
         edn_model: EdnModel::CasRegister,
         initial_value: Some(Value::Int(0)),
-        ..ReadOptions::default()
     };
     let verdict = |text: &str| {
         let (h, _) = read_str(text, &options).unwrap_or_else(|e| panic!("refused: {e}\n{text}"));

@@ -16,12 +16,15 @@ pub enum NemesisError {
         source: std::io::Error,
     },
     /// The file is not a valid schedule; `line` is 1-based and 0 when the parser gave no place.
-    #[error("schedule file {}:{line}: {message}", path.display())]
+    #[error("schedule file {}{}: {message}", path.display(), at_line(*line))]
     ScheduleInvalid {
         path: PathBuf,
         line: usize,
         message: String,
     },
+    /// A valid schedule that cannot run as written on this run's nodes or within its time limit.
+    #[error("schedule {name}: {message}")]
+    ScheduleImpossible { name: String, message: String },
     /// The link layer has no proxy for this directed link.
     #[error("no link from {from} to {to} in the link layer")]
     UnknownLink { from: String, to: String },
@@ -38,4 +41,13 @@ pub enum NemesisError {
         #[source]
         errno: Errno,
     },
+}
+
+/// `:7` after a file name, or nothing for line 0 (no place known).
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}")
+    }
 }

@@ -100,6 +100,21 @@ pub fn isolate(node: &str, nodes: &[String]) -> Grudge {
         .collect()
 }
 
+/// The grudge in which `node` hears nobody while every other node still hears it (one way).
+pub fn deafen(node: &str, nodes: &[String]) -> Grudge {
+    nodes
+        .iter()
+        .map(|n| {
+            let deaf_to = if n == node {
+                nodes.iter().filter(|o| *o != node).cloned().collect()
+            } else {
+                Vec::new()
+            };
+            (n.clone(), deaf_to)
+        })
+        .collect()
+}
+
 impl Shape {
     /// The shape's name as schedules spell it.
     pub fn name(self) -> &'static str {
@@ -357,6 +372,17 @@ mod tests {
                 .grudge(&nodes, &mut rand::rngs::StdRng::seed_from_u64(1))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn deafening_a_named_node_cuts_only_what_it_hears() {
+        let cuts = Fault::Partition {
+            shape: Shape::OneWay,
+            grudge: deafen("n2", &names(3)),
+        }
+        .cut_links();
+        let link = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(cuts, vec![link("n1", "n2"), link("n3", "n2")]);
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! Start with [`fault`]: the one vocabulary (kill/restart, pause/resume, partition shapes and
 //! heal, with Jepsen's names) that schedules, the bench's history and its reports share. Then:
 //!
-//! - [`schedule`]: a [`ScheduleSpec`] (a built-in name or a TOML file) and its
-//!   [`plan`](ScheduleSpec::plan): the concrete, non-overlapping [`Step`]s of one run, drawn
-//!   from a caller-given seed so that a run's faults replay exactly. Pure: no clock, no I/O
-//!   beyond reading the schedule file.
+//! - [`schedule`]: a [`ScheduleSpec`] (a built-in name or a TOML file; periodic, or timed with
+//!   explicit [`StepSpec`]s) and its [`plan`](ScheduleSpec::plan): the concrete,
+//!   non-overlapping [`Step`]s of one run, drawn from a caller-given seed so that a run's faults
+//!   replay exactly. Pure: no clock, no I/O beyond reading the schedule file.
 //! - [`process`]: process faults as signals to a node's process group (kill, pause, resume,
 //!   terminate) and a zombie-aware liveness test.
 //! - [`proxy`]: the [`LinkLayer`], one bench-owned TCP proxy per directed node-to-node link, which
@@ -26,4 +26,4 @@ mod error;
 pub use error::NemesisError;
 pub use fault::{Fault, Grudge, Shape, Target};
 pub use proxy::{Link, LinkLayer};
-pub use schedule::{FaultKind, ScheduleSpec, Step, builtin_names};
+pub use schedule::{FaultKind, ScheduleSpec, Step, StepSpec, builtin_names};

@@ -1,7 +1,8 @@
-//! Nemesis schedules: which faults to inject, how often and for how long, and the seeded plan
-//! that turns a schedule into concrete [`Step`]s for one run.
+//! Nemesis schedules: which faults to inject and when, and the seeded plan that turns a
+//! schedule into concrete [`Step`]s for one run.
 //!
-//! A schedule is a built-in name ([`builtin_names`]) or a TOML file:
+//! A schedule is a built-in name ([`builtin_names`]) or a TOML file in one of two forms. A
+//! *periodic* schedule draws a fault at random at a steady pace:
 //!
 //! ```toml
 //! interval = "5s"                  # quiet time before each fault (default 5s; may be 0s)
@@ -10,9 +11,31 @@
 //! target = "one"                   # kill/pause: "one", "minority", "majority", "all" or "leader"
 //! ```
 //!
+//! A *timed* schedule lists its faults ([`StepSpec`]), one `[[step]]` table each, in time order:
+//!
+//! ```toml
+//! [[step]]
+//! at = "5s"              # since the run started
+//! fault = "kill"         # any fault kind
+//! duration = "3s"
+//! nodes = ["n1"]         # optional: kill/pause these, or cut off this one (partition-one(-way))
+//!
+//! [[step]]
+//! at = "12s"
+//! fault = "partition"    # the halves are drawn from the run's seed
+//! duration = "4s"
+//! ```
+//!
 //! Fault kinds: `kill`, `pause`, `partition` (halves), `partition-one` (isolate one node),
 //! `partition-ring` (majorities ring), `partition-bridge`, `partition-one-way` (one node stops
 //! hearing the others), `partition-leader` (isolate the current leader; resolved by the runner).
+//!
+//! A file is checked on its own when read ([`ScheduleSpec::from_toml`]); whether a timed
+//! schedule fits a run (its node names, its node count, its time limit) is checked by
+//! [`ScheduleSpec::check`], which the runner calls before it plans.
+
+mod file;
+mod timed;
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +45,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::NemesisError;
 use crate::fault::{Fault, Shape, Target};
+
+pub use timed::StepSpec;
 
 /// One kind of fault a schedule may draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +73,20 @@ impl FaultKind {
             FaultKind::PartitionBridge => Some(Shape::Bridge),
             FaultKind::PartitionOneWay => Some(Shape::OneWay),
             FaultKind::PartitionLeader => Some(Shape::IsolateLeader),
+        }
+    }
+
+    /// The kind as schedules spell it (`partition-one`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::PartitionOne => "partition-one",
+            FaultKind::PartitionRing => "partition-ring",
+            FaultKind::PartitionBridge => "partition-bridge",
+            FaultKind::PartitionOneWay => "partition-one-way",
+            FaultKind::PartitionLeader => "partition-leader",
         }
     }
 
@@ -88,20 +127,23 @@ impl Step {
 }
 
 /// A resolved schedule. Serialises (with durations as text like `"5s"`) to the same TOML a
-/// schedule file holds, so a run's recorded configuration can be fed back in.
+/// schedule file holds, so a run's recorded configuration can be fed back in; reading it back
+/// checks it as a file is checked.
+///
+/// Invariant: either `steps` is empty and the schedule is periodic (`interval`, `duration`,
+/// `faults` and `target` apply), or it is timed: `steps` are valid on their own, in time order
+/// and never overlap, `faults` is empty and `interval`, `duration` and `target` are unused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "file::SpecFile", into = "file::SpecFile")]
 pub struct ScheduleSpec {
     /// The built-in name or the file path this spec came from.
-    #[serde(default)]
     pub name: String,
-    #[serde(default = "five_seconds", with = "duration_text")]
     pub interval: Duration,
-    #[serde(default = "five_seconds", with = "duration_text")]
     pub duration: Duration,
     pub faults: Vec<FaultKind>,
-    #[serde(default)]
     pub target: Target,
+    /// The `[[step]]` tables of a timed schedule; empty for a periodic one.
+    pub steps: Vec<StepSpec>,
 }
 
 fn five_seconds() -> Duration {
@@ -189,6 +231,7 @@ impl ScheduleSpec {
             } else {
                 Target::One
             },
+            steps: Vec::new(),
         })
     }
 
@@ -213,35 +256,59 @@ impl ScheduleSpec {
         ScheduleSpec::from_toml(&text, path)
     }
 
-    /// Parses a schedule file's text; `path` names it in errors and becomes the spec's name
-    /// unless the file sets `name`.
+    /// Parses a schedule file's text and checks it on its own (see [`ScheduleSpec::check`] for
+    /// what needs the run); `path` names it in errors and becomes the spec's name unless the
+    /// file sets `name`.
     pub fn from_toml(text: &str, path: &Path) -> Result<ScheduleSpec, NemesisError> {
         let invalid = |line, message: String| NemesisError::ScheduleInvalid {
             path: path.to_path_buf(),
             line,
             message,
         };
-        let mut spec: ScheduleSpec = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map_or(0, |span| text[..span.start].matches('\n').count() + 1);
+        let spec: file::SpecFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |span| file::line_at(text, span.start));
             invalid(line, e.message().trim().replace('\n', " "))
         })?;
-        if spec.duration.is_zero() {
-            return Err(invalid(0, "duration must be positive".into()));
-        }
+        let mut spec = spec
+            .resolve()
+            .map_err(|e| invalid(e.line(text), e.message))?;
         if spec.name.is_empty() {
             spec.name = path.display().to_string();
         }
         Ok(spec)
     }
 
+    /// Whether this schedule can run as written on `nodes` for `total`: every node a timed step
+    /// names is one of `nodes`, every step's kind is possible on this many nodes, and the last
+    /// step ends by `total`. A periodic schedule always fits: kinds it cannot draw are left out
+    /// of its plan, and it plans only the faults that end in time.
+    pub fn check(&self, nodes: &[String], total: Duration) -> Result<(), NemesisError> {
+        timed::check_run(&self.steps, nodes, total).map_err(|message| {
+            NemesisError::ScheduleImpossible {
+                name: self.name.clone(),
+                message,
+            }
+        })
+    }
+
     /// The faults of one run over `nodes`, lasting `total`. Contract: the same inputs give the
-    /// same plan (for one version of `rand`); steps are in time order, never overlap, each
-    /// starts after at least `interval` of quiet, and the last ends before `total`. Fault kinds
-    /// impossible on this many nodes (partitions of one node) are left out; if none remain, or
-    /// `duration` is zero, the plan is empty.
+    /// same plan (for one version of `rand`); steps are in time order and never overlap.
+    ///
+    /// A periodic schedule starts each step after at least `interval` of quiet, and the last
+    /// ends before `total`. Fault kinds impossible on this many nodes (partitions of one node)
+    /// are left out; if none remain, or `duration` is zero, the plan is empty.
+    ///
+    /// A timed schedule gives its steps as written, with what they leave open (the nodes, the
+    /// partition's sides) drawn in order from `seed`. Panics unless [`ScheduleSpec::check`]
+    /// passes for `nodes` and `total`: a step the runner cannot apply must be refused before
+    /// the run, not skipped in silence.
     pub fn plan(&self, nodes: &[String], seed: u64, total: Duration) -> Vec<Step> {
+        if !self.steps.is_empty() {
+            if let Err(e) = self.check(nodes, total) {
+                panic!("planning a timed schedule that does not fit the run: {e}");
+            }
+            return timed::plan(&self.steps, nodes, seed);
+        }
         let kinds: Vec<FaultKind> = self
             .faults
             .iter()
@@ -282,6 +349,24 @@ mod duration_text {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| D::Error::custom(format!("invalid duration `{text}`: {e}")))
+    }
+
+    /// For an optional key: use with `default` and `skip_serializing_if = "Option::is_none"`.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
     }
 }
 
@@ -348,10 +433,14 @@ mod tests {
                 "unknown variant `most`",
             ),
             ("faults = []\nspeed = 3", 2, "unknown field `speed`"),
-            ("interval = \"1s\"", 0, "missing field `faults`"),
+            (
+                "interval = \"1s\"",
+                0,
+                "missing field `faults` (or `[[step]]` tables",
+            ),
             (
                 "faults = []\nduration = \"0s\"",
-                0,
+                2,
                 "duration must be positive",
             ),
         ] {
@@ -361,8 +450,9 @@ mod tests {
             };
             let msg = err.to_string();
             assert!(msg.contains(needle) && !msg.contains('\n'), "{msg}");
-            if line > 0 {
-                assert_eq!(*got, line, "{msg}");
+            assert_eq!(*got, line, "{msg}");
+            if line == 0 {
+                assert!(msg.starts_with("schedule file s.toml: "), "{msg}");
             }
         }
     }

@@ -84,6 +84,11 @@ const START_ATTEMPTS: usize = 3;
 /// The node binary: the one given; else this `bench` itself, which carries the node code of
 /// the same build (a `kvnode` lying beside it may be from an older build, and a bench must not
 /// test a store other than the one it was built with).
+/// The names of a cluster's `n` nodes: `n1` to `nN`.
+pub(crate) fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
 pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
     if let Some(p) = given {
         if !p.is_file() {
@@ -106,7 +111,7 @@ impl Cluster {
             let Err(e) = result else {
                 return result;
             };
-            let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+            let names = node_names(spec.nodes);
             let in_use = names.iter().any(|n| {
                 std::fs::read_to_string(dir.join(format!("{n}.log")))
                     .is_ok_and(|log| kvnode::ports::is_addr_in_use(&log))
@@ -134,7 +139,7 @@ impl Cluster {
     }
 
     async fn start_once(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
-        let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+        let names = node_names(spec.nodes);
         let mut nodes = Vec::new();
         for name in &names {
             nodes.push(NodeConfig {

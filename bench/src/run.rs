@@ -131,6 +131,9 @@ impl RunConfig {
                 needs(&impossible)
             );
         }
+        // A timed schedule's named nodes and step times, against this run.
+        cfg.nemesis
+            .check(&crate::cluster::node_names(cfg.nodes), cfg.time_limit)?;
         Ok(cfg)
     }
 

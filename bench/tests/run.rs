@@ -378,7 +378,28 @@ fn a_run_whose_workload_completes_nothing_is_unknown_not_valid() {
 #[test]
 fn runs_that_cannot_test_anything_are_refused_in_one_line() {
     let out = tempfile::tempdir().unwrap();
+    let timed = |name: &str, step: &str| {
+        let path = out.path().join(name);
+        std::fs::write(&path, format!("[[step]]\n{step}\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let ghost = timed(
+        "ghost.toml",
+        "at = \"1s\"\nfault = \"kill\"\nduration = \"1s\"\nnodes = [\"n9\"]",
+    );
+    let late = timed(
+        "late.toml",
+        "at = \"5s\"\nfault = \"pause\"\nduration = \"10s\"",
+    );
     for (args, needle) in [
+        (
+            &["--nemesis", ghost.as_str()][..],
+            "no node `n9` in this run",
+        ),
+        (
+            &["--time-limit", "10s", "--nemesis", late.as_str()][..],
+            "step 1 (pause at 5s)",
+        ),
         (
             &["--nodes", "1", "--nemesis", "partition"][..],
             "--nemesis partition can do nothing with --nodes 1",

@@ -27,7 +27,7 @@ use crate::history::{Call, History, Operation, Outcome, Shown, Value};
 const ABSENT: StateId = 0;
 
 /// What one operation does to, or requires of, the key's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Step {
     /// Requires the state to equal the value read.
     Read(StateId),
@@ -278,30 +278,32 @@ impl Model for Kv {
     /// before R returns can come before R, so at R the state is either `state` grown by appends,
     /// or the value of one of those puts (or CASes) grown by appends. Unless `state` or one of
     /// those values is a prefix of V, R can never be satisfied from here.
-    #[inline]
+    #[inline(always)]
     fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
-        if !self.has_appends {
-            return true;
-        }
-        let mut before = 0;
-        let target = pending.clone().find_map(|e| {
-            before += 1;
-            match e.step {
-                Step::Read(v) if !e.call => Some(v),
-                _ => None,
-            }
-        });
-        let Some(target) = target else {
-            return true;
-        };
-        let values = &self.values;
-        pending.take(before - 1).any(|e| match e.step {
-            Step::Write(v) | Step::Cas(_, v) => values.is_prefix(v, target),
-            _ => false,
-        }) || values.is_prefix(state, target)
+        !self.has_appends || appends_can_explain(&self.values, state, pending)
     }
 
     fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>)> {
         explain::sources(history, ops)
     }
+}
+
+/// The lookahead of [`Kv::viable`] for a key with appends, out of line: most keys have none.
+#[inline(never)]
+fn appends_can_explain(values: &Values, state: StateId, pending: Pending<'_, Step>) -> bool {
+    let mut before = 0;
+    let target = pending.clone().find_map(|e| {
+        before += 1;
+        match e.step {
+            Step::Read(v) if !e.call => Some(v),
+            _ => None,
+        }
+    });
+    let Some(target) = target else {
+        return true;
+    };
+    pending.take(before - 1).any(|e| match e.step {
+        Step::Write(v) | Step::Cas(_, v) => values.is_prefix(v, target),
+        _ => false,
+    }) || values.is_prefix(state, target)
 }

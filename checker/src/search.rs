@@ -267,7 +267,8 @@ impl<M: Model> Search<M> {
         let required = required + u32::from(bit == NONE);
         self.lift(op);
         self.flip(bit);
-        let dead_end = new_state != self.state && !self.key.model.viable(new_state, self.pending());
+        let dead_end =
+            new_state != self.state && !self.key.model.viable(new_state, step, self.pending());
         if dead_end || !self.remember(new_state, hi) {
             self.flip(bit);
             self.unlift(op);

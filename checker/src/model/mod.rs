@@ -138,10 +138,11 @@ pub trait Model: Send {
         None
     }
 
-    /// Lookahead after a step changed the state to `state`: false if, with the operations still
-    /// `pending`, no continuation can succeed. Must never return false wrongly.
-    fn viable(&self, state: StateId, pending: Pending<'_, Self::Step>) -> bool {
-        let _ = (state, pending);
+    /// Lookahead after `step` changed the state to `state`: false if, with the operations still
+    /// `pending` (every one of which comes later), no continuation can succeed. Must never
+    /// return false wrongly.
+    fn viable(&self, state: StateId, step: Self::Step, pending: Pending<'_, Self::Step>) -> bool {
+        let _ = (state, step, pending);
         true
     }
 

@@ -311,8 +311,8 @@ impl Model for MultiRegister {
         );
         let sentence = if reads.len() > 1 {
             format!(
-                "{what} read a torn state: {}, values the registers never held together at any \
-                 point of the transaction in any order of the transactions ({after})",
+                "{what} read a torn state: {}, values the registers never held together during \
+                 the transaction, whatever the order of the transactions ({after})",
                 seen.join(", ")
             )
         } else {
@@ -353,10 +353,13 @@ impl Model for MultiRegister {
             let groups: Vec<Vec<u32>> = micro
                 .iter()
                 .filter_map(|m| match m {
+                    // Even a read of the initial value needs one of its writers, if any: with
+                    // a few values per register, the initial one is written again and again,
+                    // and cutting those writes would make a read "impossible" in the core.
                     MicroOp::Read {
                         register,
                         value: Some(v),
-                    } if history.initial.as_ref() != Some(v) => writers
+                    } => writers
                         .get(&(register, v))
                         .map(|w| w.iter().copied().filter(|&j| j != i).collect()),
                     _ => None,

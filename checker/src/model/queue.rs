@@ -108,36 +108,48 @@ impl Queue {
     }
 
     /// See [`Model::viable`]. In a FIFO queue an element leaves before every element behind it.
-    /// Let N be the newest element, and its dequeue complete at G. Every element ahead of N
-    /// must leave before G: one that an `ok` dequeue takes only if that dequeue began before G
-    /// (else the state is a dead end), one that no `ok` dequeue returns only through a pending
-    /// `info` dequeue invoked before G (one each). Only N is checked: every other pair was
-    /// checked when its younger element joined.
-    fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
-        if !self.fifo {
+    /// When an element N joins the tail, and its dequeue begins at L and completes at G:
+    /// - every element ahead of N must leave before G: one that an `ok` dequeue takes, only if
+    ///   that dequeue began before G; one that no `ok` dequeue returns, only through a pending
+    ///   `info` dequeue invoked before G (one each);
+    /// - no element still to be enqueued may have to leave before N (its dequeue completed
+    ///   before L): it would join behind N. Such an enqueue was invoked before L.
+    ///
+    /// Only N is checked: every other pair was checked when its younger element joined.
+    fn viable(&self, state: StateId, step: Step, pending: Pending<'_, Step>) -> bool {
+        if !self.fifo || !matches!(step, Step::Enqueue(_)) {
             return true;
         }
         let Some((&newest, ahead)) = self.states.get(state).split_last() else {
             return true;
         };
-        let Some((_, gone)) = self.taken[newest as usize] else {
+        let Some((leaves, gone)) = self.taken[newest as usize] else {
             return true;
         };
         let mut lost = 0;
         for &a in ahead {
-            if let Some((leaves, _)) = self.taken[a as usize]
-                && leaves > gone
+            if let Some((a_leaves, _)) = self.taken[a as usize]
+                && a_leaves > gone
             {
                 return false;
             }
             lost += usize::from(self.never_taken[a as usize]);
         }
-        lost == 0
-            || pending
-                .take_while(|e| e.index < gone)
-                .filter(|e| e.call && e.step == Step::DequeueOldest)
-                .nth(lost - 1)
-                .is_some()
+        let mut dequeues = 0;
+        for e in pending.take_while(|e| e.index < leaves.max(gone)) {
+            match e.step {
+                Step::Enqueue(x)
+                    if e.call
+                        && e.index < leaves
+                        && self.taken[x as usize].is_some_and(|(_, x_gone)| x_gone < leaves) =>
+                {
+                    return false;
+                }
+                Step::DequeueOldest if e.call && e.index < gone => dequeues += 1,
+                _ => {}
+            }
+        }
+        dequeues >= lost
     }
 
     fn compile(&mut self, op: &Operation) -> Option<Compiled<Step>> {
@@ -274,8 +286,8 @@ macro_rules! queue_model {
                 self.0.tighten(ops)
             }
 
-            fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
-                self.0.viable(state, pending)
+            fn viable(&self, state: StateId, step: Step, pending: Pending<'_, Step>) -> bool {
+                self.0.viable(state, step, pending)
             }
 
             fn initial(&mut self) -> StateId {

@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap;
 
 use super::intern::{Elements, States, braces};
-use super::{Compiled, KeyOp, Model, StateId};
+use super::{Compiled, KeyOp, Model, Pending, StateId};
 use crate::explain::{Explanation, Failure};
 use crate::history::{Call, History, Operation, Outcome, Value};
 
@@ -108,6 +108,25 @@ impl Model for Set {
 
     fn initial(&mut self) -> StateId {
         0
+    }
+
+    /// A set only grows: every pending read comes later, so it must contain what was just
+    /// added. Checked for the reads that can come next (up to the first pending completion).
+    fn viable(&self, _: StateId, step: Step, pending: Pending<'_, Step>) -> bool {
+        let Step::Add(e) = step else {
+            return true;
+        };
+        for event in pending {
+            if let Step::Read(s) = event.step
+                && self.states.get(s).binary_search(&e).is_err()
+            {
+                return false;
+            }
+            if !event.call {
+                break;
+            }
+        }
+        true
     }
 
     fn apply(&mut self, state: StateId, step: Step) -> Option<StateId> {

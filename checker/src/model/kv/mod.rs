@@ -279,7 +279,7 @@ impl Model for Kv {
     /// or the value of one of those puts (or CASes) grown by appends. Unless `state` or one of
     /// those values is a prefix of V, R can never be satisfied from here.
     #[inline(always)]
-    fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
+    fn viable(&self, state: StateId, _: Step, pending: Pending<'_, Step>) -> bool {
         !self.has_appends || appends_can_explain(&self.values, state, pending)
     }
 

@@ -164,8 +164,10 @@ impl Builder {
             return Err(ReadError::at(
                 line,
                 format!(
-                    "{} completion of a {name} for process {process}, which has no operation in progress",
-                    outcome.name()
+                    "{} completion of {} {name} for process {process}, which has no operation in \
+                     progress",
+                    outcome.name(),
+                    article(name)
                 ),
             ));
         };
@@ -174,9 +176,11 @@ impl Builder {
             return Err(ReadError::at(
                 line,
                 format!(
-                    "process {process} invoked a {} at line {} but this completion is for a {name}",
+                    "process {process} invoked {} {} at line {} but this completion is for {} {name}",
+                    article(op.call.name()),
                     op.call.name(),
-                    op.invoke.line
+                    op.invoke.line,
+                    article(name)
                 ),
             ));
         }
@@ -221,5 +225,14 @@ impl Builder {
             timed,
             ..History::default()
         }
+    }
+}
+
+/// "a" or "an", for a function's name.
+fn article(name: &str) -> &'static str {
+    if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }

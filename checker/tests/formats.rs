@@ -350,3 +350,142 @@ fn a_cas_may_expect_the_key_to_be_absent() {
         checker::Verdict::Valid
     );
 }
+
+fn read_as(text: &str, format: Format, model: ModelKind) -> Result<History, ReadError> {
+    read_str(
+        text,
+        &ReadOptions {
+            format: Some(format),
+            model,
+            ..ReadOptions::default()
+        },
+    )
+    .map(|(h, _)| h)
+}
+
+#[test]
+fn edn_reads_every_model_and_names_the_history_s_model() {
+    let cases = [
+        (
+            ModelKind::Mutex,
+            "{:process 0 :type :invoke :f :acquire}\n{:process 0 :type :ok :f :acquire :value 17}",
+            Call::Acquire,
+            Outcome::Ok(None),
+        ),
+        (
+            ModelKind::Set,
+            "{:process 0 :type :invoke :f :read :value nil}\n{:process 0 :type :ok :f :read :value #{3 1}}",
+            Call::Read,
+            Outcome::Ok(Some(Value::List(vec![Value::Int(1), Value::Int(3)]))),
+        ),
+        (
+            ModelKind::FifoQueue,
+            "{:process 0 :type :invoke :f :dequeue :value nil}\n{:process 0 :type :ok :f :dequeue :value 4}",
+            Call::Dequeue,
+            Outcome::Ok(Some(Value::Int(4))),
+        ),
+        (
+            ModelKind::MultiRegister,
+            "{:process 0 :type :invoke :f :txn :value [[:r :x nil] [:w :y 2]]}\n{:process 0 :type :ok :f :txn :value [[:r :x 1] [:w :y 2]]}",
+            Call::Txn(vec![
+                checker::MicroOp::Read {
+                    register: Value::Str(":x".into()),
+                    value: Some(Value::Int(1)),
+                },
+                checker::MicroOp::Write {
+                    register: Value::Str(":y".into()),
+                    value: Some(Value::Int(2)),
+                },
+            ]),
+            Outcome::Ok(None),
+        ),
+    ];
+    for (model, text, call, outcome) in cases {
+        let h = read_as(text, Format::Edn, model).unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(h.model, model);
+        assert_eq!(
+            h.keys,
+            [if model == ModelKind::FifoQueue {
+                "queue"
+            } else {
+                model.name()
+            }]
+        );
+        assert_eq!(
+            (&h.ops[0].call, &h.ops[0].outcome),
+            (&call, &outcome),
+            "{model}"
+        );
+    }
+}
+
+#[test]
+fn edn_refuses_what_the_model_does_not_have_naming_the_line() {
+    let text = "{:process 0 :type :invoke :f :acquire}\n{:process 0 :type :ok :f :acquire}\n{:process 0 :type :invoke :f :lock}";
+    let err = read_as(text, Format::Edn, ModelKind::Mutex).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 3: unsupported :f :lock in a mutex history (expected :acquire or :release)"
+    );
+    let txn = "{:process 0 :type :invoke :f :txn :value [[:append :x 1]]}";
+    let err = read_as(txn, Format::Edn, ModelKind::MultiRegister).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unsupported micro-operation :append"),
+        "{err}"
+    );
+    let scalar = "{:process 0 :type :invoke :f :read}\n{:process 0 :type :ok :f :read :value 3}";
+    let err = read_as(scalar, Format::Edn, ModelKind::Set).unwrap_err();
+    assert_eq!(line_of(err), 2);
+    // A completion for another function of the same model.
+    let mixed = "{:process 0 :type :invoke :f :acquire}\n{:process 0 :type :ok :f :release}";
+    let err = read_as(mixed, Format::Edn, ModelKind::Mutex).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invoked an acquire at line 1 but this completion is for a release"),
+        "{err}"
+    );
+}
+
+#[test]
+fn edn_reads_records_and_ops_without_a_value() {
+    let text = "#jepsen.history.Op{:index 0, :time 5, :type :invoke, :process 2, :f :release}
+#jepsen.history.Op{:index 1, :time 9, :type :fail, :process 2, :f :release, :error :not-held}
+#jepsen.history.Op{:index 2, :time 12, :type :info, :process :nemesis, :f :kill, :value nil}";
+    let h = read_as(text, Format::Edn, ModelKind::Mutex).unwrap();
+    assert!(h.timed);
+    assert_eq!(h.ops.len(), 1);
+    assert_eq!(
+        (&h.ops[0].call, &h.ops[0].outcome),
+        (&Call::Release, &Outcome::Fail)
+    );
+}
+
+#[test]
+fn jepsen_logs_hold_any_model() {
+    let text = "INFO  jepsen.util - 0\t:invoke\t:acquire\tnil
+INFO  jepsen.util - 1\t:invoke\t:acquire\tnil
+INFO  jepsen.util - 0\t:ok\t:acquire\tnil
+INFO  jepsen.util - 1\t:ok\t:acquire\tnil";
+    let h = read_as(text, Format::JepsenLog, ModelKind::Mutex).unwrap();
+    assert_eq!(h.model, ModelKind::Mutex);
+    let result = checker::check(&h, &Default::default());
+    assert_eq!(result.verdict, checker::Verdict::Invalid);
+    let said = &result.keys[0].anomaly.as_ref().unwrap().explanation;
+    assert!(
+        said.starts_with("the lock was held by two clients at once"),
+        "{said}"
+    );
+}
+
+#[test]
+fn key_value_formats_refuse_another_model() {
+    let jsonl = r#"{"process":0,"type":"invoke","f":"read","key":"a"}"#;
+    let err = read_as(jsonl, Format::Jsonl, ModelKind::Mutex).unwrap_err();
+    assert!(matches!(err, ReadError::ModelNotSupported { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "jsonl histories are key-value histories (checked as a cas-register); the mutex model \
+         is read from edn and jepsen-log files"
+    );
+}

@@ -400,7 +400,16 @@ fn edn_reads_every_model_and_names_the_history_s_model() {
             Outcome::Ok(None),
         ),
     ];
-    for (model, text, call, outcome) in cases {
+    let whole_read = (
+        ModelKind::MultiRegister,
+        "{:process 0 :type :invoke :f :txn :value :read}\n{:process 0 :type :ok :f :txn :value ([:read 1 5])}",
+        Call::Txn(vec![checker::MicroOp::Read {
+            register: Value::Int(1),
+            value: Some(Value::Int(5)),
+        }]),
+        Outcome::Ok(None),
+    );
+    for (model, text, call, outcome) in cases.into_iter().chain([whole_read]) {
         let h = read_as(text, Format::Edn, model).unwrap_or_else(|e| panic!("{model}: {e}"));
         assert_eq!(h.model, model);
         assert_eq!(
@@ -443,6 +452,22 @@ fn edn_refuses_what_the_model_does_not_have_naming_the_line() {
     assert!(
         err.to_string()
             .contains("invoked an acquire at line 1 but this completion is for a release"),
+        "{err}"
+    );
+}
+
+#[test]
+fn edn_skips_an_info_with_no_invocation_as_knossos_does() {
+    let text = "{:process 4 :type :info :f :acquire :error :crashed}
+{:process 0 :type :invoke :f :acquire}
+{:process 0 :type :ok :f :acquire}";
+    let h = read_as(text, Format::Edn, ModelKind::Mutex).unwrap();
+    assert_eq!(h.ops.len(), 1);
+    let orphan = "{:process 4 :type :ok :f :acquire}";
+    let err = read_as(orphan, Format::Edn, ModelKind::Mutex).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("which has no operation in progress"),
         "{err}"
     );
 }

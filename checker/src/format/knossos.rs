@@ -93,15 +93,13 @@ impl Reader {
                 return Ok(());
             }
             // The builder says what is wrong.
-            return self.builder.complete_call(
-                op.line,
-                op.time,
-                op.process,
-                f,
-                None,
-                Outcome::Fail,
-                None,
-            );
+            let outcome = match op.kind {
+                Kind::Ok => Outcome::Ok(None),
+                _ => Outcome::Fail,
+            };
+            return self
+                .builder
+                .complete_call(op.line, op.time, op.process, f, None, outcome, None);
         };
         let outcome = match op.kind {
             Kind::Fail if self.dialect == Dialect::Log && f == "cas" => Outcome::PreconditionFailed,

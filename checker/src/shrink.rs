@@ -11,7 +11,7 @@
 //!
 //! One rule keeps the core meaningful: a candidate must keep, for every value it observes, an
 //! operation that put that value there (for a read of an appended string, every append it
-//! contains). Without it, a read alone would be a "core": on its own it saw a value nobody
+//! contains; for a CAS whose precondition failed, a writer of some other value). Without it, a read alone would be a "core": on its own it saw a value nobody
 //! wrote. A value that nobody in the whole history wrote needs no writer: that read is the
 //! anomaly.
 
@@ -96,6 +96,26 @@ fn needs(history: &History, ops: &[u32]) -> FxHashMap<u32, Need> {
     };
     let mut needs = FxHashMap::default();
     for &i in ops {
+        // A CAS whose precondition failed saw some other value: it needs a writer of one.
+        if let (Call::Cas { expected, .. }, Outcome::PreconditionFailed) =
+            (&op(i).call, &op(i).outcome)
+        {
+            let others: Vec<u32> = ops
+                .iter()
+                .copied()
+                .filter(|&j| j != i)
+                .filter(|&j| match (&op(j).call, &op(j).outcome) {
+                    (_, Outcome::Fail | Outcome::PreconditionFailed) => false,
+                    (Call::Write(v) | Call::Cas { new: v, .. }, _) => Some(v) != expected.as_ref(),
+                    (Call::Delete, _) => expected.is_some(),
+                    _ => false,
+                })
+                .collect();
+            if !others.is_empty() && appends.is_empty() {
+                needs.insert(i, Need::AnyOf(others));
+            }
+            continue;
+        }
         let seen = match (&op(i).call, &op(i).outcome) {
             (Call::Read, Outcome::Ok(Some(v))) => v,
             (

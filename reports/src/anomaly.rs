@@ -342,6 +342,13 @@ fn faults_then(faults: &[FaultWindow], c: &OpSummary) -> String {
     }
 }
 
+/// In words, what became of the write `a`'s culprit missed, against the run's faults: each fault
+/// that began between the write's acknowledgement and the culprit's invocation (or was in force
+/// across the acknowledgement), or that none did. Empty when the anomaly names no missed write.
+pub fn missed_write(faults: &[FaultWindow], a: &Anomaly) -> Vec<String> {
+    missed_story(faults, a).sentences
+}
+
 /// What became of the write the culprit missed, and the fault starts to mark on the timeline.
 struct Story {
     sentences: Vec<String>,

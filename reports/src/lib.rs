@@ -35,6 +35,7 @@ mod run;
 mod tables;
 mod timeline;
 
+pub use anomaly::missed_write;
 pub use error::ReportError;
 pub use html::{Report, render, render_with, write_index};
 pub use junit::junit_xml;

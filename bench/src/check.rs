@@ -16,7 +16,7 @@ const SHOW_UNKNOWN: usize = 10;
 pub fn run(args: &CheckArgs) -> u8 {
     let options = ReadOptions {
         format: args.format,
-        edn_model: args.model,
+        model: args.model,
         initial_value: args.initial_value.as_deref().map(parse_value),
     };
     let read_started = Instant::now();

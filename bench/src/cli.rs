@@ -126,11 +126,15 @@ pub struct CheckArgs {
     /// Input format: jsonl, porcupine-kv, jepsen-log or edn (recognised when omitted).
     #[arg(long, short)]
     pub format: Option<checker::Format>,
-    /// EDN only: the model the history was recorded against (register or cas-register).
-    #[arg(long, default_value = "cas-register")]
-    pub model: checker::EdnModel,
-    /// EDN only: the register's initial value (absent when not given). Integers are read as
-    /// integers, anything else as a string.
+    /// The object the history was recorded against, as Knossos names it: its operations and
+    /// what they require. EDN and Jepsen logs only (kvlab's and Porcupine's formats are
+    /// key-value histories, checked as cas-register). Keys from Jepsen's independent tuples
+    /// are checked apart; otherwise the history is one object.
+    #[arg(long, default_value = "cas-register", value_parser = model_parser())]
+    pub model: checker::ModelKind,
+    /// EDN only: every register's initial value, in the register models and the
+    /// multi-register (absent when not given). Integers are read as integers, anything else as
+    /// a string.
     #[arg(long)]
     pub initial_value: Option<String>,
     /// Print the whole result as JSON.
@@ -156,6 +160,15 @@ pub struct CheckArgs {
     /// of operations that still cannot be ordered (0s: do not shrink).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub shrink_time: Duration,
+}
+
+/// `--model`'s values, each listed with its line in `--help`.
+fn model_parser() -> impl clap::builder::TypedValueParser<Value = checker::ModelKind> {
+    use clap::builder::TypedValueParser as _;
+    let models = checker::ModelKind::ALL
+        .map(|m| clap::builder::PossibleValue::new(m.name()).help(m.about()));
+    clap::builder::PossibleValuesParser::new(models)
+        .map(|name| name.parse().expect("a model of ModelKind::ALL"))
 }
 
 /// Runs the command line; returns the process exit code.

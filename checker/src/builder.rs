@@ -150,6 +150,48 @@ impl Builder {
         Ok(())
     }
 
+    /// Completes `process`'s operation in progress, for readers that name functions as
+    /// [`Call::name`] does (several calls share a [`Func`]): the completion must be for the
+    /// function invoked. `completed`, when given, replaces the call (a transaction's reads carry
+    /// the values they returned only in its completion).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn complete_call(
+        &mut self,
+        line: u64,
+        time: Option<u64>,
+        process: u64,
+        name: &str,
+        key: Option<&str>,
+        outcome: Outcome,
+        completed: Option<Call>,
+    ) -> Result<(), ReadError> {
+        let Some(&i) = self.pending.get(&process) else {
+            return Err(ReadError::at(
+                line,
+                format!(
+                    "{} completion of a {name} for process {process}, which has no operation in progress",
+                    outcome.name()
+                ),
+            ));
+        };
+        let op = &mut self.ops[i];
+        if op.call.name() != name {
+            return Err(ReadError::at(
+                line,
+                format!(
+                    "process {process} invoked a {} at line {} but this completion is for a {name}",
+                    op.call.name(),
+                    op.invoke.line
+                ),
+            ));
+        }
+        let func = op.call.func();
+        if let Some(call) = completed {
+            op.call = call;
+        }
+        self.complete(line, time, process, func, key, outcome)
+    }
+
     /// Completes `process`'s read as one that returned nothing the checker can use (Knossos's
     /// read of `nil`): recorded as `info`, so the search lets it fall anywhere, but unlike a real
     /// `info` the operation did complete, so the process goes on.
@@ -182,6 +224,7 @@ impl Builder {
             ops: self.ops,
             initial,
             timed,
+            ..History::default()
         }
     }
 }

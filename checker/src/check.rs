@@ -5,6 +5,8 @@
 //! key gets its own [`Search`]; worker threads run searches in short slices taken from a shared
 //! round-robin queue, so one expensive key cannot hold back the others (a cheap refutation
 //! elsewhere is found in milliseconds) and budgets are enforced between slices.
+//!
+//! [`check`] picks the built-in model the history names; [`check_model`] takes any [`Model`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use crate::explain::Failure;
 use crate::history::History;
-use crate::model::KeyHistory;
+use crate::model::{
+    FifoQueue, KeyHistory, Kv, Model, ModelKind, MultiRegister, Mutex as Lock, Set, UnorderedQueue,
+};
 use crate::search::{Progress, Search};
 use crate::verdict::{CheckResult, KeyResult, Verdict};
 
@@ -55,23 +59,25 @@ impl Default for CheckOptions {
     }
 }
 
-struct Task {
+struct Task<M: Model> {
     key: usize,
-    search: Option<Search>,
+    search: Option<Search<M>>,
 }
 
-struct Queue {
-    tasks: VecDeque<Task>,
+struct Queue<M: Model> {
+    tasks: VecDeque<Task<M>>,
     /// Tasks taken by a worker and not yet finished or returned.
     running: usize,
 }
 
-struct Shared<'h> {
+struct Shared<'h, M: Model, F> {
     history: &'h History,
+    /// A fresh model for one key.
+    new_model: &'h F,
     by_key: Vec<Vec<u32>>,
     options: &'h CheckOptions,
     deadline: Option<Instant>,
-    queue: Mutex<Queue>,
+    queue: Mutex<Queue<M>>,
     wake: Condvar,
     results: Mutex<Vec<Option<KeyResult>>>,
     invalid: AtomicBool,
@@ -79,8 +85,29 @@ struct Shared<'h> {
     peak_memory: AtomicUsize,
 }
 
-/// Checks `history` for linearizability.
+/// Checks `history` for linearizability against the model it names ([`History::model`]).
 pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
+    let initial = &history.initial;
+    match history.model {
+        ModelKind::Register | ModelKind::CasRegister => {
+            check_model(history, options, || Kv::new(initial))
+        }
+        ModelKind::Mutex => check_model(history, options, || Lock),
+        ModelKind::Set => check_model(history, options, Set::default),
+        ModelKind::UnorderedQueue => check_model(history, options, UnorderedQueue::default),
+        ModelKind::FifoQueue => check_model(history, options, FifoQueue::default),
+        ModelKind::MultiRegister => check_model(history, options, || MultiRegister::new(initial)),
+    }
+}
+
+/// Checks `history` for linearizability against a model of your own: `new_model` makes the
+/// model of one key (it is called once per key, and again for each search the shrinker runs).
+/// Every call in the history must be one the model knows.
+pub fn check_model<M: Model, F: Fn() -> M + Sync>(
+    history: &History,
+    options: &CheckOptions,
+    new_model: F,
+) -> CheckResult {
     let started = Instant::now();
     let mut by_key: Vec<Vec<u32>> = vec![Vec::new(); history.keys.len()];
     for (i, op) in history.ops.iter().enumerate() {
@@ -97,6 +124,7 @@ pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
     .max(1);
     let shared = Shared {
         history,
+        new_model: &new_model,
         options,
         deadline: options.time_limit.map(|t| started + t),
         queue: Mutex::new(Queue {
@@ -133,6 +161,7 @@ pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
                 anomaly,
                 options,
                 shared.deadline,
+                &new_model,
             );
         }
     }
@@ -155,12 +184,13 @@ pub fn check(history: &History, options: &CheckOptions) -> CheckResult {
 
 /// Shrinks one invalid key's operations to a core, within the shrinking budget and what is
 /// left of the check's.
-fn core(
+fn core<M: Model>(
     history: &History,
     key_ops: &[u32],
     anomaly: &crate::verdict::Anomaly,
     options: &CheckOptions,
     deadline: Option<Instant>,
+    new_model: &impl Fn() -> M,
 ) -> Option<crate::verdict::Core> {
     if options.shrink_time.is_zero() {
         return None;
@@ -182,7 +212,14 @@ fn core(
         .copied()
         .filter(|&i| history.ops[i as usize].invoke.index <= culprit_end)
         .collect();
-    let shrunk = crate::shrink::shrink(history, key_ops, Some(guess), until, options.memory_limit);
+    let shrunk = crate::shrink::shrink(
+        history,
+        key_ops,
+        Some(guess),
+        until,
+        options.memory_limit,
+        new_model,
+    );
     Some(crate::verdict::Core {
         ops: shrunk
             .ops
@@ -195,7 +232,7 @@ fn core(
     })
 }
 
-impl Shared<'_> {
+impl<M: Model, F: Fn() -> M + Sync> Shared<'_, M, F> {
     fn work(&self) {
         while let Some(mut task) = self.take() {
             let done = self.slice(&mut task);
@@ -209,7 +246,7 @@ impl Shared<'_> {
     }
 
     /// The next task, waiting while others run; `None` when all are finished.
-    fn take(&self) -> Option<Task> {
+    fn take(&self) -> Option<Task<M>> {
         let mut queue = self.queue.lock().expect("queue lock");
         loop {
             if let Some(task) = queue.tasks.pop_front() {
@@ -224,7 +261,7 @@ impl Shared<'_> {
     }
 
     /// Runs one slice of `task`; true if the key now has its result.
-    fn slice(&self, task: &mut Task) -> bool {
+    fn slice(&self, task: &mut Task<M>) -> bool {
         let started = task.search.is_some();
         if self.options.fail_fast && self.invalid.load(Ordering::Relaxed) {
             return self.give_up(
@@ -242,7 +279,11 @@ impl Shared<'_> {
             return self.give_up(task, "time limit reached before the search finished");
         }
         let search = task.search.get_or_insert_with(|| {
-            Search::new(KeyHistory::compile(self.history, &self.by_key[task.key]))
+            Search::new(KeyHistory::compile(
+                self.history,
+                &self.by_key[task.key],
+                (self.new_model)(),
+            ))
         });
         let before = search.memory();
         let progress = search.run(SLICE);
@@ -269,27 +310,28 @@ impl Shared<'_> {
                 state,
             } => {
                 self.invalid.store(true, Ordering::Relaxed);
-                let search = task.search.as_ref().expect("just ran");
-                let key = search.key();
+                let key = task.search.as_mut().expect("just ran").key_mut();
+                let prefix: Vec<u32> = prefix.iter().map(|&i| key.ops[i as usize].op).collect();
                 let failure = Failure {
                     history: self.history,
                     key_ops: &self.by_key[task.key],
-                    prefix: prefix.iter().map(|&i| key.ops[i as usize].op).collect(),
+                    prefix: &prefix,
                     culprit: key.ops[culprit as usize].op,
-                    value_after: key.values.get(state).clone(),
                 };
-                self.finish(task, Verdict::Invalid, None, Some(failure.anomaly()))
+                let step = key.ops[culprit as usize].step;
+                let anomaly = crate::explain::anomaly(&failure, &mut key.model, state, step);
+                self.finish(task, Verdict::Invalid, None, Some(anomaly))
             }
         }
     }
 
-    fn give_up(&self, task: &mut Task, reason: &str) -> bool {
+    fn give_up(&self, task: &mut Task<M>, reason: &str) -> bool {
         self.finish(task, Verdict::Unknown, Some(reason.to_owned()), None)
     }
 
     fn finish(
         &self,
-        task: &mut Task,
+        task: &mut Task<M>,
         verdict: Verdict,
         reason: Option<String>,
         anomaly: Option<crate::verdict::Anomaly>,

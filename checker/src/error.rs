@@ -13,6 +13,14 @@ pub enum ReadError {
     UnknownFormat { first_line: String },
     #[error("cannot read the history: {0}")]
     Io(#[from] std::io::Error),
+    /// The format records one model only (kvlab's and Porcupine's: key-value histories).
+    #[error(
+        "{format} histories are key-value histories (checked as a cas-register); the {model} model is read from edn and jepsen-log files"
+    )]
+    ModelNotSupported {
+        format: crate::format::Format,
+        model: crate::model::ModelKind,
+    },
 }
 
 impl ReadError {

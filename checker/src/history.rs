@@ -4,19 +4,22 @@
 //! process invokes an operation and exactly one completion follows for that process: `ok` (it
 //! happened), `fail` (it definitely did not happen) or `info` (unknown: it may have happened at
 //! any point after its invocation, or never). Readers of the supported formats all produce a
-//! [`History`].
+//! [`History`], which names the sequential object its operations act on ([`ModelKind`]).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ModelKind;
+
 /// A value stored under a key. Histories written by kvlab use strings; Jepsen's register tests use
-/// integers.
+/// integers. A list is what a read of a whole set returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Int(i64),
     Str(String),
+    List(Vec<Value>),
 }
 
 impl fmt::Display for Value {
@@ -24,6 +27,16 @@ impl fmt::Display for Value {
         match self {
             Value::Int(i) => write!(f, "{i}"),
             Value::Str(s) => write!(f, "{s:?}"),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    item.fmt(f)?;
+                }
+                f.write_str("]")
+            }
         }
     }
 }
@@ -40,7 +53,9 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-/// The function an operation calls, without its arguments.
+/// The function an operation calls, without its arguments, as the run's plots and tables group
+/// operations: the key-value model's five. An operation of another model counts as the one it
+/// acts like (see [`Call::func`]); [`Call::name`] is its own name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Func {
@@ -83,16 +98,97 @@ pub enum Call {
     /// Append to the key's string (a missing key counts as the empty string). Porcupine's
     /// key-value model.
     Append(Value),
+    /// Take the lock (mutex); it must be free.
+    Acquire,
+    /// Give the lock back (mutex); it must be held.
+    Release,
+    /// Add an element to the set. A read of the set is a [`Call::Read`] that returns the list
+    /// of its elements.
+    Add(Value),
+    /// Put an element in the queue.
+    Enqueue(Value),
+    /// Take an element from the queue; an `ok` one returns it, or nothing if the queue was empty.
+    Dequeue,
+    /// A transaction over several registers (multi-register), its micro-operations in order. An
+    /// `ok` transaction holds them as completed (its reads carry the values they returned); any
+    /// other, as invoked (its reads carry nothing).
+    Txn(Vec<MicroOp>),
+}
+
+/// One step of a [`Call::Txn`]. A read of `None` constrains nothing (it returned no value, or
+/// has not returned yet); a write of `None` empties the register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MicroOp {
+    Read {
+        register: Value,
+        value: Option<Value>,
+    },
+    Write {
+        register: Value,
+        value: Option<Value>,
+    },
+}
+
+impl MicroOp {
+    pub fn register(&self) -> &Value {
+        match self {
+            MicroOp::Read { register, .. } | MicroOp::Write { register, .. } => register,
+        }
+    }
+
+    pub fn value(&self) -> &Option<Value> {
+        match self {
+            MicroOp::Read { value, .. } | MicroOp::Write { value, .. } => value,
+        }
+    }
+}
+
+impl fmt::Display for MicroOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MicroOp::Read {
+                register,
+                value: Some(v),
+            } => write!(f, "read {register} -> {v}"),
+            MicroOp::Read { register, .. } => write!(f, "read {register}"),
+            MicroOp::Write { register, value } => {
+                write!(f, "write {register} <- {}", Shown(value))
+            }
+        }
+    }
 }
 
 impl Call {
+    /// The key-value function this call is grouped with: acquire, release and dequeue are
+    /// conditional updates like a CAS; add and enqueue grow a collection like an append; a
+    /// transaction is a read if it only reads, a write if it only writes, else a CAS.
     pub fn func(&self) -> Func {
         match self {
             Call::Read => Func::Read,
             Call::Write(_) => Func::Write,
             Call::Delete => Func::Delete,
-            Call::Cas { .. } => Func::Cas,
-            Call::Append(_) => Func::Append,
+            Call::Cas { .. } | Call::Acquire | Call::Release | Call::Dequeue => Func::Cas,
+            Call::Append(_) | Call::Add(_) | Call::Enqueue(_) => Func::Append,
+            Call::Txn(ops) if ops.iter().all(|o| matches!(o, MicroOp::Read { .. })) => Func::Read,
+            Call::Txn(ops) if ops.iter().all(|o| matches!(o, MicroOp::Write { .. })) => Func::Write,
+            Call::Txn(_) => Func::Cas,
+        }
+    }
+
+    /// The function's own name, as Jepsen spells it (`:acquire`, `:txn`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Read => "read",
+            Call::Write(_) => "write",
+            Call::Delete => "delete",
+            Call::Cas { .. } => "cas",
+            Call::Append(_) => "append",
+            Call::Acquire => "acquire",
+            Call::Release => "release",
+            Call::Add(_) => "add",
+            Call::Enqueue(_) => "enqueue",
+            Call::Dequeue => "dequeue",
+            Call::Txn(_) => "txn",
         }
     }
 }
@@ -100,8 +196,9 @@ impl Call {
 /// How an operation completed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// It took effect. For a read, what it returned (`None`: the key was absent); `None` for
-    /// every other function.
+    /// It took effect. For a read, what it returned (`None`: the key was absent; a list: the
+    /// elements of a set); for a dequeue, the element it took (`None`: the queue was empty);
+    /// `None` for every other function.
     Ok(Option<Value>),
     /// It definitely did not take effect.
     Fail,
@@ -164,13 +261,17 @@ pub struct OutcomeCounts {
 /// A whole history, split into operations.
 ///
 /// Invariants: `ops` is sorted by `invoke.index`; every `key` indexes `keys`; a completion's
-/// index is larger than its invocation's.
+/// index is larger than its invocation's; every call is one of `model`'s (a key-value call for
+/// the register models).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
+    /// The sequential object each key holds, which [`crate::check`] checks the history against.
+    pub model: ModelKind,
     /// Key names; an operation's `key` indexes this list.
     pub keys: Vec<String>,
     pub ops: Vec<Operation>,
-    /// Value every key holds before the first operation (`None`: absent).
+    /// Value every key holds before the first operation (`None`: absent); for a multi-register,
+    /// every register. The other models start empty (a free lock, an empty set or queue).
     pub initial: Option<Value>,
     /// Whether [`Event::time`] is real time (nanoseconds) rather than a position.
     pub timed: bool,

@@ -1,4 +1,4 @@
-//! kvlab's linearizability checker for key-value histories.
+//! kvlab's linearizability checker for key-value histories, and for every model Knossos has.
 //!
 //! Start with [`read_file`] (or [`read_str`]) to get a [`History`] from any supported format
 //! ([`Format`]), then [`check`] it; the [`CheckResult`] holds the [`Verdict`] overall and per
@@ -8,7 +8,9 @@
 //! - A history is linearizable iff the sub-history of every key is (locality), so keys are
 //!   checked separately and in parallel (`check.rs`).
 //! - Within a key, a Wing–Gong search with Lowe's memoisation of (linearised set, state) pairs
-//!   (`search.rs`), over a sequential register/map specification (`model.rs`).
+//!   (`search.rs`), over a sequential specification: a [`Model`] (`model/`). The history names
+//!   one of Knossos's seven ([`ModelKind`]: registers, a mutex, a set, queues, a multi-register);
+//!   [`check_model`] takes one of your own.
 //! - Jepsen's rules for uncertain outcomes: an `info` operation may take effect at any point
 //!   after its invocation or never; a `fail` did not happen, except that a CAS whose
 //!   precondition failed observed that the value was not the expected one.
@@ -29,9 +31,10 @@ mod search;
 mod shrink;
 mod verdict;
 
-pub use check::{CheckOptions, check};
+pub use check::{CheckOptions, check, check_model};
 pub use error::ReadError;
-pub use explain::counted;
-pub use format::{EdnModel, Format, ReadOptions, read_file, read_str};
-pub use history::{Call, Event, Func, History, Operation, Outcome, OutcomeCounts, Value};
+pub use explain::{Explanation, Failure, counted};
+pub use format::{Format, ReadOptions, read_file, read_str};
+pub use history::{Call, Event, Func, History, MicroOp, Operation, Outcome, OutcomeCounts, Value};
+pub use model::{Compiled, KeyOp, Model, ModelKind, Pending, PendingEvent, StateId};
 pub use verdict::{Anomaly, CheckResult, Core, KeyResult, OpSummary, Verdict};

@@ -1,4 +1,5 @@
-//! The linearisability search for one key: Wing & Gong's algorithm with Lowe's memoisation.
+//! The linearisability search for one key: Wing & Gong's algorithm with Lowe's memoisation,
+//! generic over the key's [`Model`] (monomorphised: the register models pay for no generality).
 //!
 //! Calls and returns of the key's operations form a doubly linked list in real-time order. The
 //! search walks it from the front: at a call it tries to linearise that operation next (apply it
@@ -21,7 +22,7 @@
 //! interleave many keys and stop at a budget.
 
 use crate::memo::Memo;
-use crate::model::{KeyHistory, StateId, Step};
+use crate::model::{KeyHistory, Model, Pending, StateId};
 
 const NONE: u32 = u32::MAX;
 const HEAD: u32 = 0;
@@ -53,8 +54,8 @@ struct Frame {
 }
 
 /// A resumable search over one key.
-pub(crate) struct Search {
-    key: KeyHistory,
+pub(crate) struct Search<M: Model> {
+    key: KeyHistory<M>,
     /// Per list node (0 is the head): the operation it belongs to, and whether it is its call.
     node_op: Vec<u32>,
     node_is_call: Vec<bool>,
@@ -90,8 +91,8 @@ pub(crate) struct Search {
     steps: u64,
 }
 
-impl Search {
-    pub(crate) fn new(key: KeyHistory) -> Search {
+impl<M: Model> Search<M> {
+    pub(crate) fn new(key: KeyHistory<M>) -> Search<M> {
         let n = key.ops.len();
         let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(2 * n);
         for (i, op) in key.ops.iter().enumerate() {
@@ -124,7 +125,7 @@ impl Search {
             .map(|i| if i == 0 { NONE } else { i - 1 })
             .collect();
         let remaining = key.ops.iter().filter(|o| o.ret.is_some()).count();
-        let impossible = impossible_observation(&key);
+        let impossible = key.model.refute(&key.ops).map(|i| i as u32);
         let mut optional = 0;
         let optional_bit = key
             .ops
@@ -163,8 +164,8 @@ impl Search {
         }
     }
 
-    pub(crate) fn key(&self) -> &KeyHistory {
-        &self.key
+    pub(crate) fn key_mut(&mut self) -> &mut KeyHistory<M> {
+        &mut self.key
     }
 
     /// Steps taken so far (configurations visited).
@@ -217,7 +218,7 @@ impl Search {
 
     fn try_linearize(&mut self, op: u32) -> bool {
         let step = self.key.ops[op as usize].step;
-        let Some(new_state) = self.key.apply(self.state, step) else {
+        let Some(new_state) = self.key.model.apply(self.state, step) else {
             return false;
         };
         let bit = self.optional_bit[op as usize];
@@ -234,8 +235,7 @@ impl Search {
         let required = required + u32::from(bit == NONE);
         self.lift(op);
         self.flip(bit);
-        let dead_end =
-            self.key.has_appends && new_state != self.state && !self.appends_can_explain(new_state);
+        let dead_end = new_state != self.state && !self.key.model.viable(new_state, self.pending());
         if dead_end || !self.remember(new_state, hi) {
             self.flip(bit);
             self.unlift(op);
@@ -256,35 +256,16 @@ impl Search {
         true
     }
 
-    /// Lookahead for keys with appends, where each order of concurrent appends is a distinct
-    /// state. Let R be the first pending read to return, of value V. Only operations invoked
-    /// before R returns can come before R, so at R the state is either `state` grown by appends,
-    /// or the value of one of those puts (or CASes) grown by appends. Unless `state` or one of
-    /// those values is a prefix of V, R can never be satisfied from here.
-    fn appends_can_explain(&self, state: StateId) -> bool {
-        let mut node = self.next[HEAD as usize];
-        let target = loop {
-            if node == NONE {
-                return true;
-            }
-            if !self.node_is_call[node as usize]
-                && let Step::Read(v) = self.key.ops[self.node_op[node as usize] as usize].step
-            {
-                break v;
-            }
-            node = self.next[node as usize];
-        };
-        let end = node;
-        let values = &self.key.values;
-        let mut node = self.next[HEAD as usize];
-        while node != end {
-            match self.key.ops[self.node_op[node as usize] as usize].step {
-                Step::Write(v) | Step::Cas(_, v) if values.is_prefix(v, target) => return true,
-                _ => {}
-            }
-            node = self.next[node as usize];
+    /// The events of the operations not yet linearised, for [`Model::viable`].
+    #[inline]
+    fn pending(&self) -> Pending<'_, M::Step> {
+        Pending {
+            ops: &self.key.ops,
+            node_op: &self.node_op,
+            node_is_call: &self.node_is_call,
+            next: &self.next,
+            node: self.next[HEAD as usize],
         }
-        values.is_prefix(state, target)
     }
 
     fn flip(&mut self, bit: u32) {
@@ -344,6 +325,7 @@ impl Search {
             let step = self.key.ops[op as usize].step;
             state = self
                 .key
+                .model
                 .apply(state, step)
                 .expect("the recorded prefix was linearised step by step");
         }
@@ -408,30 +390,4 @@ impl Search {
             self.prev[n as usize] = node;
         }
     }
-}
-
-/// The required operation that completes first among those observing a value no operation in
-/// the key's history could ever have put there (a read of it, or a CAS expecting it). Appends
-/// build values, so keys with appends are left to the search.
-fn impossible_observation(key: &KeyHistory) -> Option<u32> {
-    if key.has_appends {
-        return None;
-    }
-    let mut written = rustc_hash::FxHashSet::default();
-    written.insert(key.initial);
-    for op in &key.ops {
-        if let Step::Write(v) | Step::Cas(_, v) = op.step {
-            written.insert(v);
-        }
-    }
-    key.ops
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.ret.is_some())
-        .filter(|(_, o)| match o.step {
-            Step::Read(v) | Step::Cas(v, _) => !written.contains(&v),
-            _ => false,
-        })
-        .min_by_key(|(_, o)| o.ret)
-        .map(|(i, _)| i as u32)
 }

@@ -11,16 +11,17 @@
 //!
 //! One rule keeps the core meaningful: a candidate must keep, for every value it observes, an
 //! operation that put that value there (for a read of an appended string, every append it
-//! contains; for a CAS whose precondition failed, a writer of some other value). Without it, a read alone would be a "core": on its own it saw a value nobody
-//! wrote. A value that nobody in the whole history wrote needs no writer: that read is the
-//! anomaly.
+//! contains; for a dequeue, an enqueue of the element). Without it, a read alone would be a
+//! "core": on its own it saw a value nobody wrote. A value that nobody in the whole history
+//! wrote needs no writer: that read is the anomaly. Each model states the rule for its
+//! operations ([`Model::sources`]).
 
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use crate::history::{Call, History, Outcome, Value};
-use crate::model::KeyHistory;
+use crate::history::History;
+use crate::model::{KeyHistory, Model};
 use crate::search::{Progress, Search};
 
 /// Steps per slice of an oracle search, between deadline checks.
@@ -39,19 +40,21 @@ pub(crate) struct Shrunk {
 /// Shrinks `ops` (one key's operations, not linearizable) to a core. `guess`: a subset worth
 /// trying first (it is kept only if it is still invalid). `memory_limit`: bytes one oracle search
 /// may use before its answer counts as "don't know".
-pub(crate) fn shrink(
+pub(crate) fn shrink<M: Model>(
     history: &History,
     ops: &[u32],
     guess: Option<Vec<u32>>,
     deadline: Instant,
     memory_limit: usize,
+    new_model: &impl Fn() -> M,
 ) -> Shrunk {
     let mut oracle = Oracle {
         history,
-        needs: needs(history, ops),
+        needs: M::sources(history, ops).into_iter().collect(),
         deadline,
         memory_limit,
         checks: 0,
+        new_model,
     };
     let mut current = ops.to_vec();
     if let Some(guess) = guess.filter(|g| g.len() < current.len())
@@ -67,94 +70,17 @@ pub(crate) fn shrink(
     }
 }
 
-/// Which operations a candidate must keep alongside an operation that observes a value.
-enum Need {
-    /// At least one of these (the writers of the value it read or expected).
-    AnyOf(Vec<u32>),
-    /// Every one of these (the appends whose text a read's string contains).
-    AllOf(Vec<u32>),
-}
-
-/// For each operation of `ops` that observes a value someone in `ops` wrote, what it needs.
-fn needs(history: &History, ops: &[u32]) -> FxHashMap<u32, Need> {
-    let op = |i: u32| &history.ops[i as usize];
-    let mut writers: FxHashMap<&Value, Vec<u32>> = FxHashMap::default();
-    let mut appends: Vec<(u32, &Value)> = Vec::new();
-    for &i in ops {
-        if matches!(op(i).outcome, Outcome::Fail | Outcome::PreconditionFailed) {
-            continue;
-        }
-        match &op(i).call {
-            Call::Write(v) | Call::Cas { new: v, .. } => writers.entry(v).or_default().push(i),
-            Call::Append(v) => appends.push((i, v)),
-            Call::Read | Call::Delete => {}
-        }
-    }
-    let text = |v: &Value| match v {
-        Value::Str(s) => s.clone(),
-        Value::Int(n) => n.to_string(),
-    };
-    let mut needs = FxHashMap::default();
-    for &i in ops {
-        // A CAS whose precondition failed saw some other value: it needs a writer of one.
-        if let (Call::Cas { expected, .. }, Outcome::PreconditionFailed) =
-            (&op(i).call, &op(i).outcome)
-        {
-            let others: Vec<u32> = ops
-                .iter()
-                .copied()
-                .filter(|&j| j != i)
-                .filter(|&j| match (&op(j).call, &op(j).outcome) {
-                    (_, Outcome::Fail | Outcome::PreconditionFailed) => false,
-                    (Call::Write(v) | Call::Cas { new: v, .. }, _) => Some(v) != expected.as_ref(),
-                    (Call::Delete, _) => expected.is_some(),
-                    _ => false,
-                })
-                .collect();
-            if !others.is_empty() && appends.is_empty() {
-                needs.insert(i, Need::AnyOf(others));
-            }
-            continue;
-        }
-        let seen = match (&op(i).call, &op(i).outcome) {
-            (Call::Read, Outcome::Ok(Some(v))) => v,
-            (
-                Call::Cas {
-                    expected: Some(v), ..
-                },
-                Outcome::Ok(_),
-            ) => v,
-            _ => continue,
-        };
-        if history.initial.as_ref() == Some(seen) {
-            continue;
-        }
-        if !appends.is_empty() {
-            let s = text(seen);
-            let inside: Vec<u32> = appends
-                .iter()
-                .filter(|(_, a)| s.contains(&text(a)))
-                .map(|&(j, _)| j)
-                .collect();
-            if !inside.is_empty() {
-                needs.insert(i, Need::AllOf(inside));
-            }
-        } else if let Some(w) = writers.get(seen) {
-            needs.insert(i, Need::AnyOf(w.clone()));
-        }
-    }
-    needs
-}
-
-struct Oracle<'h> {
+struct Oracle<'h, F> {
     history: &'h History,
-    needs: FxHashMap<u32, Need>,
+    /// Per operation that observes something: groups of operations, one of each to keep.
+    needs: FxHashMap<u32, Vec<Vec<u32>>>,
     deadline: Instant,
     memory_limit: usize,
     checks: u64,
+    new_model: &'h F,
 }
 
-impl Oracle<'_> {
+impl<M: Model, F: Fn() -> M> Oracle<'_, F> {
     /// Whether `ops` alone are not linearizable; `None` when the budget ran out first.
     fn invalid(&mut self, ops: &[u32]) -> Option<bool> {
         if self.orphans(ops) {
@@ -162,7 +88,7 @@ impl Oracle<'_> {
             return Some(false);
         }
         self.checks += 1;
-        let mut search = Search::new(KeyHistory::compile(self.history, ops));
+        let mut search = Search::new(KeyHistory::compile(self.history, ops, (self.new_model)()));
         loop {
             if Instant::now() >= self.deadline || search.memory() > self.memory_limit {
                 return None;
@@ -174,22 +100,20 @@ impl Oracle<'_> {
             }
         }
     }
-}
 
-impl Oracle<'_> {
-    /// Whether some operation of `ops` observes a value none of whose writers is in `ops`.
+    /// Whether some operation of `ops` observes something none of whose sources is in `ops`.
     fn orphans(&self, ops: &[u32]) -> bool {
         let kept: rustc_hash::FxHashSet<u32> = ops.iter().copied().collect();
-        ops.iter().any(|i| match self.needs.get(i) {
-            Some(Need::AnyOf(w)) => !w.iter().any(|j| kept.contains(j)),
-            Some(Need::AllOf(w)) => !w.iter().all(|j| kept.contains(j)),
-            None => false,
+        ops.iter().any(|i| {
+            self.needs
+                .get(i)
+                .is_some_and(|groups| groups.iter().any(|g| !g.iter().any(|j| kept.contains(j))))
         })
     }
 }
 
 /// Reduces `current` (invalid) in place; true if it ended 1-minimal.
-fn ddmin(current: &mut Vec<u32>, oracle: &mut Oracle) -> bool {
+fn ddmin<M: Model, F: Fn() -> M>(current: &mut Vec<u32>, oracle: &mut Oracle<'_, F>) -> bool {
     let mut n = 2usize;
     while current.len() > 1 {
         let n_here = n.min(current.len());

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Call, Func, History, Operation, Outcome, Shown};
+use crate::model::ModelKind;
 
 /// Jepsen's three answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,8 +123,11 @@ pub struct OpSummary {
     /// Index in the history's operations.
     pub index: usize,
     pub process: u64,
+    /// The key-value function it is grouped with ([`Call::func`]); `text` names its own.
     pub f: Func,
-    /// Argument: written value, `[expected, new]` for a CAS; for a read, the value returned.
+    /// Argument: written, added or enqueued value, `[expected, new]` for a CAS, the
+    /// micro-operations `[f, register, value]` of a transaction; for a read or dequeue, the
+    /// value returned.
     pub value: serde_json::Value,
     /// `ok`, `fail` or `info`.
     pub outcome: String,
@@ -133,7 +137,8 @@ pub struct OpSummary {
     /// Input lines of the invocation and completion.
     pub invoke_line: u64,
     pub complete_line: Option<u64>,
-    /// The operation in a few words, e.g. `write "v3"`, `cas 1 -> 2`, `read -> absent`.
+    /// The operation in a few words, e.g. `write "v3"`, `cas 1 -> 2`, `read -> absent`,
+    /// `acquire`, `dequeue -> 5`, `txn [read :x -> 1, write :y <- 2]`.
     pub text: String,
 }
 
@@ -150,7 +155,7 @@ impl OpSummary {
             complete: op.complete.map(|c| c.time),
             invoke_line: op.invoke.line,
             complete_line: op.complete.map(|c| c.line),
-            text: describe(op),
+            text: describe(history, op),
         }
     }
 }
@@ -161,24 +166,48 @@ fn json(v: &crate::history::Value) -> serde_json::Value {
 
 fn op_value(op: &Operation) -> serde_json::Value {
     match (&op.call, &op.outcome) {
-        (Call::Read, Outcome::Ok(Some(v))) => json(v),
-        (Call::Read | Call::Delete, _) => serde_json::Value::Null,
-        (Call::Write(v) | Call::Append(v), _) => json(v),
+        (Call::Read | Call::Dequeue, Outcome::Ok(Some(v))) => json(v),
+        (Call::Read | Call::Delete | Call::Dequeue | Call::Acquire | Call::Release, _) => {
+            serde_json::Value::Null
+        }
+        (Call::Write(v) | Call::Append(v) | Call::Add(v) | Call::Enqueue(v), _) => json(v),
         (Call::Cas { expected, new }, _) => {
             serde_json::json!([expected.as_ref().map(json), json(new)])
         }
+        (Call::Txn(micro), _) => micro
+            .iter()
+            .map(|m| {
+                let f = match m {
+                    crate::history::MicroOp::Read { .. } => "read",
+                    crate::history::MicroOp::Write { .. } => "write",
+                };
+                serde_json::json!([f, json(m.register()), m.value().as_ref().map(json)])
+            })
+            .collect(),
     }
 }
 
-/// A few words for one operation.
-pub(crate) fn describe(op: &Operation) -> String {
+/// A few words for one operation of `history`.
+pub(crate) fn describe(history: &History, op: &Operation) -> String {
     let base = match (&op.call, &op.outcome) {
+        (Call::Read, Outcome::Ok(None)) if history.model == ModelKind::Set => {
+            "read -> nil".to_owned()
+        }
         (Call::Read, Outcome::Ok(v)) => format!("read -> {}", Shown(v)),
-        (Call::Read, _) => "read".to_owned(),
+        (Call::Dequeue, Outcome::Ok(Some(v))) => format!("dequeue -> {v}"),
+        (Call::Dequeue, Outcome::Ok(None)) => "dequeue -> nil".to_owned(),
+        (Call::Read | Call::Delete | Call::Acquire | Call::Release | Call::Dequeue, _) => {
+            op.call.name().to_owned()
+        }
         (Call::Write(v), _) => format!("write {v}"),
-        (Call::Delete, _) => "delete".to_owned(),
         (Call::Cas { expected, new }, _) => format!("cas {} -> {new}", Shown(expected)),
-        (Call::Append(v), _) => format!("append {v}"),
+        (Call::Append(v) | Call::Add(v) | Call::Enqueue(v), _) => {
+            format!("{} {v}", op.call.name())
+        }
+        (Call::Txn(micro), _) => {
+            let shown: Vec<String> = micro.iter().map(|m| m.to_string()).collect();
+            format!("txn [{}]", shown.join(", "))
+        }
     };
     match op.outcome {
         Outcome::Ok(_) => base,

@@ -266,6 +266,7 @@ fn the_culprit_of_a_phantom_read_is_that_read() {
         ],
         initial: None,
         timed: false,
+        ..History::default()
     };
     let cases = std::iter::once((h, 4)).chain((0..100).map(with_phantom_read));
     for (h, read) in cases {
@@ -314,6 +315,7 @@ fn hard_invalid_history(writers: u64) -> History {
         ops,
         initial: Some(Value::Int(0)),
         timed: false,
+        ..History::default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The readers: what each format means, and located errors for what it must not contain.
 
-use checker::{Call, EdnModel, Format, History, Outcome, ReadError, ReadOptions, Value, read_str};
+use checker::{Call, Format, History, ModelKind, Outcome, ReadError, ReadOptions, Value, read_str};
 
 fn read(text: &str, format: Format) -> Result<History, ReadError> {
     read_str(
@@ -149,7 +149,7 @@ fn edn_nil_reads_complete_and_the_process_goes_on() {
     use checker::{CheckOptions, Verdict, check};
     let options = ReadOptions {
         format: Some(Format::Edn),
-        edn_model: EdnModel::CasRegister,
+        model: ModelKind::CasRegister,
         initial_value: Some(Value::Int(0)),
     };
     let verdict = |text: &str| {
@@ -230,13 +230,13 @@ fn edn_register_model_refuses_cas_and_initial_value_applies() {
     let text = "[{:process 0 :type :invoke :f :cas :value [0 1]} {:process 0 :type :ok :f :cas :value [0 1]}]";
     let options = ReadOptions {
         format: Some(Format::Edn),
-        edn_model: EdnModel::Register,
+        model: ModelKind::Register,
         initial_value: None,
     };
     let err = read_str(text, &options).unwrap_err().to_string();
     assert!(err.contains("cas-register"), "{err}");
     let options = ReadOptions {
-        edn_model: EdnModel::CasRegister,
+        model: ModelKind::CasRegister,
         initial_value: Some(Value::Int(0)),
         ..options
     };

@@ -1,11 +1,12 @@
 //! EDN histories: Jepsen / Knossos `history.edn` files and Porcupine's key-value logs.
 //!
-//! Both are sequences of op maps such as `{:type :invoke, :f :cas, :value [1 2], :process 3}`,
-//! either one per line or inside one top-level vector or list. They differ in meaning:
-//! - Knossos (`--format edn`): a register or cas-register. As Knossos reads them, `:fail`
-//!   operations did not happen (a failed CAS carries no observation), and a read that completed
-//!   with `nil` carries no information. Keys come from Jepsen's `independent` tuples
-//!   (`:value [key value]`); a history without tuples is one register.
+//! Both are sequences of op maps such as `{:type :invoke, :f :cas, :value [1 2], :process 3}`
+//! (or `#jepsen.history.Op{...}` records), either one per line or inside one top-level vector or
+//! list. They differ in meaning:
+//! - Knossos (`--format edn`): any of Knossos's models, read as Knossos reads them
+//!   (`knossos.rs`): `:fail` operations did not happen, and a register read that completed with
+//!   `nil` carries no information. Keys come from Jepsen's `independent` tuples
+//!   (`:value [key value]`); a history without tuples is one object.
 //! - Porcupine (`--format porcupine-kv`): `:key` names the key, `:f` is get, put or append, and a
 //!   missing key reads as the empty string.
 
@@ -13,95 +14,35 @@ use std::borrow::Cow;
 
 use clojure_reader::edn::{self, Edn};
 
-use super::EdnModel;
+use super::knossos::{Dialect, RawOp, Reader};
 use crate::builder::Builder;
 use crate::error::ReadError;
 use crate::history::{Call, Func, History, Outcome, Value};
+use crate::model::ModelKind;
 
 static NIL: Edn<'static> = Edn::Nil;
 
-/// Key name of histories that hold a single register.
-pub(crate) const REGISTER_KEY: &str = "register";
-
 pub(super) fn read_knossos(
     text: &str,
-    model: EdnModel,
+    model: ModelKind,
     initial: Option<Value>,
 ) -> Result<History, ReadError> {
-    let mut builder = Builder::new();
+    let mut reader = Reader::new(model, Dialect::Edn);
     for form in Forms::new(text) {
         let (line, op) = form?;
-        let at = |m: String| ReadError::at(line, m);
         let Some(header) = header(&op, line)? else {
             continue;
         };
-        let func = match keyword(&op, "f") {
-            Some("read") => Func::Read,
-            Some("write") => Func::Write,
-            Some("cas") if model == EdnModel::CasRegister => Func::Cas,
-            Some("cas") => {
-                return Err(at(
-                    "cas in a history checked as a register (use --model cas-register)".into(),
-                ));
-            }
-            _ => {
-                return Err(at(format!(
-                    "unsupported :f {} (the EDN reader handles register and cas-register histories: read, write, cas)",
-                    show(get(&op, "f"))
-                )));
-            }
-        };
-        let value = get(&op, "value").unwrap_or(&NIL);
-        let (key, value) = split_independent(func, value);
-        let key_name: Cow<str> = match key {
-            Some(k) => Cow::Owned(key_text(k).map_err(at)?),
-            None => Cow::Borrowed(REGISTER_KEY),
-        };
-        match header.kind {
-            Kind::Invoke => {
-                let call = match func {
-                    Func::Read => Call::Read,
-                    Func::Write => {
-                        Call::Write(required(value).map_err(|m| at(format!("write of {m}")))?)
-                    }
-                    _ => cas_call(value).map_err(at)?,
-                };
-                builder.invoke(line, header.time, header.process, &key_name, call)?;
-            }
-            kind => {
-                let outcome = match kind {
-                    Kind::Ok if func == Func::Read => {
-                        match scalar(value).map_err(|m| at(format!("read returned {m}")))? {
-                            Some(v) => Outcome::Ok(Some(v)),
-                            None => {
-                                // Knossos: a read of nil tells nothing about the register. It
-                                // did complete, though: the process goes on.
-                                builder.complete_uninformative_read(
-                                    line,
-                                    header.time,
-                                    header.process,
-                                    Some(&key_name),
-                                )?;
-                                continue;
-                            }
-                        }
-                    }
-                    Kind::Ok => Outcome::Ok(None),
-                    Kind::Fail => Outcome::Fail,
-                    _ => Outcome::Info,
-                };
-                builder.complete(
-                    line,
-                    header.time,
-                    header.process,
-                    func,
-                    Some(&key_name),
-                    outcome,
-                )?;
-            }
-        }
+        reader.op(RawOp {
+            line,
+            time: header.time,
+            process: header.process,
+            kind: header.kind,
+            f: keyword(&op, "f"),
+            value: get(&op, "value").unwrap_or(&NIL),
+        })?;
     }
-    Ok(builder.finish(initial))
+    Ok(reader.finish(initial))
 }
 
 pub(super) fn read_porcupine_kv(text: &str) -> Result<History, ReadError> {
@@ -159,7 +100,7 @@ pub(super) fn read_porcupine_kv(text: &str) -> Result<History, ReadError> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Invoke,
     Ok,
     Fail,
@@ -211,48 +152,7 @@ fn header(op: &Edn, line: u64) -> Result<Option<Header>, ReadError> {
     }))
 }
 
-/// Splits Jepsen's `independent` tuples: `[key value]` for reads and writes, `[key [old new]]`
-/// for a CAS, or a `#jepsen.independent.Tuple{:key k :value v}` record.
-fn split_independent<'a, 'e>(func: Func, value: &'a Edn<'e>) -> (Option<&'a Edn<'e>>, &'a Edn<'e>) {
-    if let Edn::Tagged(tag, inner) = value
-        && tag.ends_with("Tuple")
-        && let (Some(k), Some(v)) = (get(inner, "key"), get(inner, "value"))
-    {
-        return (Some(k), v);
-    }
-    match (func, value) {
-        (Func::Cas, Edn::Vector(items)) if matches!(&items[..], [_, Edn::Vector(pair)] if pair.len() == 2) => {
-            (Some(&items[0]), &items[1])
-        }
-        (Func::Read | Func::Write, Edn::Vector(items)) if items.len() == 2 => {
-            (Some(&items[0]), &items[1])
-        }
-        _ => (None, value),
-    }
-}
-
-pub(super) fn cas_call(value: &Edn) -> Result<Call, String> {
-    match value {
-        Edn::Vector(items) | Edn::List(items) if items.len() == 2 => Ok(Call::Cas {
-            expected: scalar(&items[0]).map_err(|m| format!("cas expecting {m}"))?,
-            new: required(&items[1]).map_err(|m| format!("cas to {m}"))?,
-        }),
-        other => Err(format!(
-            "cas value must be [expected new], not {}",
-            show(Some(other))
-        )),
-    }
-}
-
-fn key_text(k: &Edn) -> Result<String, String> {
-    match scalar(k)? {
-        Some(Value::Str(s)) => Ok(s),
-        Some(Value::Int(i)) => Ok(i.to_string()),
-        None => Err("an independent key must not be nil".into()),
-    }
-}
-
-fn required(v: &Edn) -> Result<Value, String> {
+pub(super) fn required(v: &Edn) -> Result<Value, String> {
     scalar(v)?.ok_or_else(|| "nil: a value is required".into())
 }
 
@@ -273,8 +173,13 @@ pub(super) fn scalar(v: &Edn) -> Result<Option<Value>, String> {
     }))
 }
 
-fn get<'a, 'e>(map: &'a Edn<'e>, key: &'static str) -> Option<&'a Edn<'e>> {
-    map.get(&Edn::Key(Cow::Borrowed(key)))
+/// The field `key` of an op map, or of a record such as `#jepsen.history.Op{...}`.
+pub(super) fn get<'a, 'e>(map: &'a Edn<'e>, key: &'static str) -> Option<&'a Edn<'e>> {
+    let key = Edn::Key(Cow::Borrowed(key));
+    match map {
+        Edn::Tagged(_, record) => record.get(&key),
+        map => map.get(&key),
+    }
 }
 
 fn keyword<'a>(map: &'a Edn, key: &'static str) -> Option<&'a str> {
@@ -284,7 +189,7 @@ fn keyword<'a>(map: &'a Edn, key: &'static str) -> Option<&'a str> {
     }
 }
 
-fn show(v: Option<&Edn>) -> String {
+pub(super) fn show(v: Option<&Edn>) -> String {
     match v {
         None => "nothing".into(),
         Some(v) => {

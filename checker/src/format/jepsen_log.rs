@@ -1,20 +1,22 @@
 //! Jepsen's textual logs, as in Porcupine's etcd test data:
 //! `INFO  jepsen.util - <process>\t<type>\t<f>\t<value>` (tabs or runs of spaces).
 //!
-//! One compare-and-set register that starts absent. Lines that are not op lines (Jepsen's other
-//! log output) are skipped; the nemesis's op lines too. Unlike Knossos EDN, `:ok :read nil` means
-//! the key was absent, a `:fail :cas` observed that the register did not hold the expected value,
-//! and a `:fail :read` (a timed-out read) carries no information.
+//! Lines that are not op lines (Jepsen's other log output) are skipped; the nemesis's op lines
+//! too. The ops are read as in EDN histories (`knossos.rs`), for any model, except that a register
+//! read means what etcd's tests meant by it: the register starts absent, `:ok :read nil` means it
+//! was absent, a `:fail :cas` observed that the register did not hold the expected value, and a
+//! `:fail :read` (a timed-out read) carries no information.
 
-use super::edn::{REGISTER_KEY, cas_call, parse_value, scalar};
-use crate::builder::Builder;
+use super::edn::{Kind, parse_value};
+use super::knossos::{Dialect, RawOp, Reader};
 use crate::error::ReadError;
-use crate::history::{Call, Func, History, Outcome};
+use crate::history::History;
+use crate::model::ModelKind;
 
 const MARKER: &str = "jepsen.util - ";
 
-pub(super) fn read(text: &str) -> Result<History, ReadError> {
-    let mut builder = Builder::new();
+pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
+    let mut reader = Reader::new(model, Dialect::Log);
     for (n, raw) in text.lines().enumerate() {
         let line = n as u64 + 1;
         let at = |m: String| ReadError::at(line, m);
@@ -31,57 +33,29 @@ pub(super) fn read(text: &str) -> Result<History, ReadError> {
             ))
         })?;
         let (kind, rest) = token(rest);
-        let (f, value) = token(rest);
-        let func = match f {
-            ":read" => Func::Read,
-            ":write" => Func::Write,
-            ":cas" => Func::Cas,
-            _ => {
-                return Err(at(format!(
-                    "unsupported f {f:?} (expected :read, :write or :cas)"
-                )));
-            }
-        };
-        let value = parse_value(value.trim_end()).map_err(at)?;
-        match kind {
-            ":invoke" => {
-                let call = match func {
-                    Func::Read => Call::Read,
-                    Func::Write => Call::Write(
-                        scalar(&value)
-                            .map_err(|m| at(format!("write of {m}")))?
-                            .ok_or_else(|| at("write of nil".into()))?,
-                    ),
-                    _ => cas_call(&value).map_err(at)?,
-                };
-                builder.invoke(line, None, process, REGISTER_KEY, call)?;
-            }
-            ":ok" => {
-                let outcome = match func {
-                    Func::Read => {
-                        Outcome::Ok(scalar(&value).map_err(|m| at(format!("read returned {m}")))?)
-                    }
-                    _ => Outcome::Ok(None),
-                };
-                builder.complete(line, None, process, func, None, outcome)?;
-            }
-            ":fail" => {
-                let outcome = if func == Func::Cas {
-                    Outcome::PreconditionFailed
-                } else {
-                    Outcome::Fail
-                };
-                builder.complete(line, None, process, func, None, outcome)?;
-            }
-            ":info" => builder.complete(line, None, process, func, None, Outcome::Info)?,
+        let kind = match kind {
+            ":invoke" => Kind::Invoke,
+            ":ok" => Kind::Ok,
+            ":fail" => Kind::Fail,
+            ":info" => Kind::Info,
             _ => {
                 return Err(at(format!(
                     "type must be :invoke, :ok, :fail or :info, not {kind:?}"
                 )));
             }
-        }
+        };
+        let (f, value) = token(rest);
+        let value = parse_value(value.trim_end()).map_err(at)?;
+        reader.op(RawOp {
+            line,
+            time: None,
+            process,
+            kind,
+            f: f.strip_prefix(':'),
+            value: &value,
+        })?;
     }
-    Ok(builder.finish(None))
+    Ok(reader.finish(None))
 }
 
 /// Splits off the first whitespace-separated token.

@@ -8,11 +8,14 @@
 //! | [`Format::Edn`] | Jepsen / Knossos `history.edn` | a vector, list or sequence of EDN op maps |
 //!
 //! Every reader feeds the same [`Builder`](crate::builder::Builder), so pairing and process rules
-//! are enforced the same way whatever the source.
+//! are enforced the same way whatever the source. EDN histories and Jepsen logs may hold any of
+//! Knossos's models ([`ModelKind`], read by `knossos.rs`); kvlab's and Porcupine's formats hold
+//! key-value histories.
 
 mod edn;
 mod jepsen_log;
 mod jsonl;
+mod knossos;
 
 use std::fmt;
 use std::io::Read;
@@ -21,6 +24,7 @@ use std::str::FromStr;
 
 use crate::error::ReadError;
 use crate::history::{History, Value};
+use crate::model::ModelKind;
 
 /// A history file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -107,40 +111,31 @@ impl FromStr for Format {
     }
 }
 
-/// The sequential object an EDN history was recorded against, as in Knossos.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum EdnModel {
-    /// Reads and writes only; a `cas` is an error.
-    Register,
-    /// Reads, writes and compare-and-set.
-    #[default]
-    CasRegister,
-}
-
-impl FromStr for EdnModel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<EdnModel, String> {
-        match s {
-            "register" => Ok(EdnModel::Register),
-            "cas-register" => Ok(EdnModel::CasRegister),
-            _ => Err(format!(
-                "unknown model {s:?} (expected register or cas-register)"
-            )),
-        }
-    }
-}
-
 /// How to read a history.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
     /// `None`: recognise the format from the input.
     pub format: Option<Format>,
-    /// EDN only: the model the history was recorded against.
-    pub edn_model: EdnModel,
-    /// EDN only: the register's value before the first operation (`None`: absent). The other
+    /// EDN and Jepsen logs: the model the history was recorded against. The other formats
+    /// refuse any but the default, cas-register (their key-value histories).
+    pub model: ModelKind,
+    /// EDN only: every register's value before the first operation (`None`: absent), in the
+    /// register models and the multi-register (the other models start empty). The other
     /// formats define their own (kvlab and Jepsen logs: absent; Porcupine: the empty string).
     pub initial_value: Option<Value>,
+}
+
+/// Refuses a model the format cannot hold.
+fn check_model(format: Format, options: &ReadOptions) -> Result<(), ReadError> {
+    match format {
+        Format::Jsonl | Format::PorcupineKv if options.model != ModelKind::CasRegister => {
+            Err(ReadError::ModelNotSupported {
+                format,
+                model: options.model,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads a history from text, returning it with the format it was read as.
@@ -149,11 +144,12 @@ pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), 
         Some(f) => f,
         None => Format::detect(text)?,
     };
+    check_model(format, options)?;
     let history = match format {
         Format::Jsonl => jsonl::read(text)?,
         Format::PorcupineKv => edn::read_porcupine_kv(text)?,
-        Format::JepsenLog => jepsen_log::read(text)?,
-        Format::Edn => edn::read_knossos(text, options.edn_model, options.initial_value.clone())?,
+        Format::JepsenLog => jepsen_log::read(text, options.model)?,
+        Format::Edn => edn::read_knossos(text, options.model, options.initial_value.clone())?,
     };
     Ok((history, format))
 }

@@ -241,6 +241,7 @@ pub fn history(
         ops,
         initial,
         timed: false,
+        ..History::default()
     }
 }
 
@@ -324,7 +325,7 @@ pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
                 Outcome::Ok(None)
             }
             Call::Cas { .. } => Outcome::PreconditionFailed,
-            Call::Append(_) => unreachable!("not generated"),
+            other => unreachable!("{other:?} is not generated"),
         };
         if d.fate == Fate::Ok {
             outcomes[i] = seen;

@@ -1,0 +1,232 @@
+//! Who put the value an operation observed: the key-value model's explanations, and its rule
+//! for what a shrunk core must keep.
+//!
+//! The explanation looks for the simplest story behind a wrong observation: a value nobody
+//! wrote, a value written only later, or a value already overwritten.
+
+use crate::explain::{Explanation, Failure};
+use crate::history::{Call, History, Operation, Outcome, Shown, Value};
+
+/// The explanation of a failure whose key held `value_after` after the longest prefix.
+pub(super) fn explain(f: &Failure<'_>, value_after: &Option<Value>) -> Explanation {
+    let c = f.op(f.culprit);
+    let key = f.key();
+    let at = f.when(c.invoke, c.complete);
+    let after = format!(
+        "after the longest explainable order of {} operations, {key} held {}",
+        f.prefix.len(),
+        Shown(value_after)
+    );
+    let sentence = match (&c.call, &c.outcome) {
+        (Call::Read, Outcome::Ok(read)) => {
+            let what = format!(
+                "read of {key} by process {} {at} returned {}",
+                c.process,
+                Shown(read)
+            );
+            return observation(f, c, read, &what, &after);
+        }
+        (Call::Cas { expected, new }, Outcome::Ok(_)) => {
+            let what = format!(
+                "cas of {key} from {} to {new} by process {} {at} succeeded",
+                Shown(expected),
+                c.process
+            );
+            return observation(f, c, expected, &what, &after);
+        }
+        (Call::Cas { expected, .. }, Outcome::PreconditionFailed) => format!(
+            "cas of {key} by process {} {at} failed because the value was not {}, but \
+             no order of the operations around it lets {key} hold anything else during the \
+             call ({after})",
+            c.process,
+            Shown(expected)
+        ),
+        _ => format!(
+            "{} by process {} on {key} {at} cannot be placed in any order consistent with the \
+             operations around it ({after})",
+            f.describe(f.culprit),
+            c.process
+        ),
+    };
+    Explanation {
+        sentence,
+        missed: None,
+    }
+}
+
+/// Explains why `c`, which observed `seen`, cannot be linearised; names the write `c` missed
+/// when the story is one of a value already overwritten.
+fn observation(
+    f: &Failure<'_>,
+    c: &Operation,
+    seen: &Option<Value>,
+    what: &str,
+    after: &str,
+) -> Explanation {
+    let h = f.history;
+    let said = |sentence: String, missed: Option<u32>| Explanation { sentence, missed };
+    let unexplained = || {
+        said(
+            format!("{what}, which no order of the concurrent operations explains: {after}"),
+            None,
+        )
+    };
+    let c_start = c.invoke.index;
+    let c_end = c.complete.map_or(u64::MAX, |e| e.index);
+    let writers: Vec<&Operation> = f
+        .key_ops
+        .iter()
+        .map(|&i| &h.ops[i as usize])
+        .filter(|w| !std::ptr::eq(*w, c) && writes(w).is_some_and(|v| v == *seen))
+        .collect();
+    let initial = h.initial == *seen;
+    if writers.is_empty() && !initial {
+        return said(
+            format!("{what}, but no operation ever wrote {}", Shown(seen)),
+            None,
+        );
+    }
+    let possible: Vec<&&Operation> = writers.iter().filter(|w| w.invoke.index < c_end).collect();
+    if possible.is_empty() && !initial {
+        let first = writers
+            .iter()
+            .min_by_key(|w| w.invoke.index)
+            .expect("writers is not empty");
+        let sentence = format!(
+            "{what}, but {} wrote {} only later: process {}'s {} began {}, after the {} had completed",
+            if writers.len() == 1 {
+                "the only operation that"
+            } else {
+                "every operation that"
+            },
+            Shown(seen),
+            first.process,
+            crate::verdict::describe(h, first),
+            f.when(first.invoke, None),
+            c.call.func()
+        );
+        return said(sentence, None);
+    }
+    // Every possible source of the value was overwritten before `c` began? The overwriting
+    // operation, as an index into the history's operations.
+    let shadow = |done: u64| {
+        f.key_ops.iter().copied().find(|&i| {
+            let x = &h.ops[i as usize];
+            matches!(x.outcome, Outcome::Ok(_))
+                && writes(x).is_some_and(|v| v != *seen)
+                && x.invoke.index > done
+                && x.complete.is_some_and(|e| e.index < c_start)
+        })
+    };
+    let mut latest: Option<(&Operation, u32)> = None;
+    for w in &possible {
+        let Some(done) = w.complete.filter(|_| matches!(w.outcome, Outcome::Ok(_))) else {
+            return unexplained();
+        };
+        match shadow(done.index) {
+            Some(x) => {
+                if latest.is_none_or(|(l, _)| l.complete < w.complete) {
+                    latest = Some((w, x));
+                }
+            }
+            None => return unexplained(),
+        }
+    }
+    if initial && shadow(0).is_none() {
+        return unexplained();
+    }
+    match latest {
+        Some((w, xi)) => {
+            let x = &h.ops[xi as usize];
+            let sentence = format!(
+                "{what}, but process {}'s {} completed {} and process {}'s {} had overwritten it \
+                 (completed {}) before the {} began",
+                w.process,
+                crate::verdict::describe(h, w),
+                f.when(w.complete.expect("shadowed writers completed"), None),
+                x.process,
+                crate::verdict::describe(h, x),
+                f.when(x.complete.expect("shadows completed"), None),
+                c.call.func()
+            );
+            said(sentence, Some(xi))
+        }
+        None => {
+            let xi = shadow(0).expect("initial value shadowed");
+            let x = &h.ops[xi as usize];
+            let sentence = format!(
+                "{what}, the initial value, but process {}'s {} had already replaced it (completed {})",
+                x.process,
+                crate::verdict::describe(h, x),
+                f.when(x.complete.expect("shadows completed"), None),
+            );
+            said(sentence, Some(xi))
+        }
+    }
+}
+
+/// The value an operation leaves in the key, when it sets one outright.
+fn writes(op: &Operation) -> Option<Option<Value>> {
+    if matches!(op.outcome, Outcome::Fail | Outcome::PreconditionFailed) {
+        return None;
+    }
+    match &op.call {
+        Call::Write(v) => Some(Some(v.clone())),
+        Call::Cas { new, .. } => Some(Some(new.clone())),
+        Call::Delete => Some(None),
+        _ => None,
+    }
+}
+
+/// The shrinker's rule: an operation that observes a value (a read of it, a CAS expecting it)
+/// needs one of its writers; a read of an appended string needs every append it contains. A
+/// value that nobody in `ops` wrote needs no writer: that read is the anomaly.
+pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>)> {
+    let op = |i: u32| &history.ops[i as usize];
+    let mut writers: rustc_hash::FxHashMap<&Value, Vec<u32>> = Default::default();
+    let mut appends: Vec<(u32, &Value)> = Vec::new();
+    for &i in ops {
+        if matches!(op(i).outcome, Outcome::Fail | Outcome::PreconditionFailed) {
+            continue;
+        }
+        match &op(i).call {
+            Call::Write(v) | Call::Cas { new: v, .. } => writers.entry(v).or_default().push(i),
+            Call::Append(v) => appends.push((i, v)),
+            _ => {}
+        }
+    }
+    let text = |v: &Value| match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut needs = Vec::new();
+    for &i in ops {
+        let seen = match (&op(i).call, &op(i).outcome) {
+            (Call::Read, Outcome::Ok(Some(v))) => v,
+            (
+                Call::Cas {
+                    expected: Some(v), ..
+                },
+                Outcome::Ok(_),
+            ) => v,
+            _ => continue,
+        };
+        if history.initial.as_ref() == Some(seen) {
+            continue;
+        }
+        if !appends.is_empty() {
+            let s = text(seen);
+            let inside: Vec<Vec<u32>> = appends
+                .iter()
+                .filter(|(_, a)| s.contains(&text(a)))
+                .map(|&(j, _)| vec![j])
+                .collect();
+            if !inside.is_empty() {
+                needs.push((i, inside));
+            }
+        } else if let Some(w) = writers.get(seen) {
+            needs.push((i, vec![w.clone()]));
+        }
+    }
+    needs
+}

@@ -53,6 +53,19 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// A register's name as the history spells it: keywords unquoted (`:x`), anything else as a
+/// value.
+pub(crate) struct Name<'a>(pub &'a Value);
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Str(s) if s.starts_with(':') => f.write_str(s),
+            other => other.fmt(f),
+        }
+    }
+}
+
 /// The function an operation calls, without its arguments, as the run's plots and tables group
 /// operations: the key-value model's five. An operation of another model counts as the one it
 /// acts like (see [`Call::func`]); [`Call::name`] is its own name.
@@ -149,11 +162,13 @@ impl fmt::Display for MicroOp {
             MicroOp::Read {
                 register,
                 value: Some(v),
-            } => write!(f, "read {register} -> {v}"),
-            MicroOp::Read { register, .. } => write!(f, "read {register}"),
-            MicroOp::Write { register, value } => {
-                write!(f, "write {register} <- {}", Shown(value))
-            }
+            } => write!(f, "read {} -> {v}", Name(register)),
+            MicroOp::Read { register, .. } => write!(f, "read {}", Name(register)),
+            MicroOp::Write {
+                register,
+                value: Some(v),
+            } => write!(f, "write {} <- {v}", Name(register)),
+            MicroOp::Write { register, .. } => write!(f, "write {} <- nil", Name(register)),
         }
     }
 }

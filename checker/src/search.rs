@@ -66,6 +66,14 @@ pub(crate) struct Search<M: Model> {
     ret_node: Vec<u32>,
     /// Per operation: its bit among optional operations (`NONE` for required ones).
     optional_bit: Vec<u32>,
+    /// Per optional operation: the next optional operation (by invocation) with an equal step,
+    /// or `NONE`; empty when no two optional operations have equal steps.
+    twin: Vec<u32>,
+    /// During the optional pass: the event index of the first pending return (`u64::MAX`:
+    /// none), before which every operation tried was invoked. Kept only when `twin` is not
+    /// empty, with its value at each frame of `stack` in `frontiers`.
+    frontier: u64,
+    frontiers: Vec<u64>,
     /// Optional operations linearised, as a bitset.
     used: Vec<u64>,
     stack: Vec<Frame>,
@@ -101,8 +109,10 @@ impl<M: Model> Search<M> {
                 events.push((ret, i as u32, false));
             }
         }
-        // Event indices are unique within a history, so this order is total.
-        events.sort_unstable_by_key(|e| e.0);
+        // Event indices are unique within a history, except that a deadline given by
+        // `Model::tighten` is another operation's completion: ties between returns are harmless
+        // (both must come first), and broken by operation for a deterministic search.
+        events.sort_unstable();
         let nodes = events.len() + 1;
         let mut node_op = vec![NONE; nodes];
         let mut node_is_call = vec![false; nodes];
@@ -138,6 +148,19 @@ impl<M: Model> Search<M> {
                 }
             })
             .collect();
+        let mut twin = vec![NONE; n];
+        let mut later: rustc_hash::FxHashMap<M::Step, u32> = rustc_hash::FxHashMap::default();
+        for (i, op) in key.ops.iter().enumerate().rev() {
+            if op.ret.is_none() {
+                if let Some(&next) = later.get(&op.step) {
+                    twin[i] = next;
+                }
+                later.insert(op.step, i as u32);
+            }
+        }
+        if twin.iter().all(|&t| t == NONE) {
+            twin = Vec::new();
+        }
         Search {
             state: key.initial,
             key,
@@ -148,6 +171,9 @@ impl<M: Model> Search<M> {
             call_node,
             ret_node,
             optional_bit,
+            twin,
+            frontier: u64::MAX,
+            frontiers: Vec::new(),
             used: vec![0; (optional as usize).div_ceil(64)],
             stack: Vec::new(),
             cursor: if nodes > 1 { 1 } else { NONE },
@@ -197,7 +223,10 @@ impl<M: Model> Search<M> {
             if node != NONE && self.node_is_call[node as usize] {
                 let op = self.node_op[node as usize];
                 let optional = self.optional_bit[op as usize] != NONE;
-                if optional == self.optional_pass && self.try_linearize(op) {
+                if optional == self.optional_pass
+                    && !(optional && !self.twin.is_empty() && self.twin_ahead(op))
+                    && self.try_linearize(op)
+                {
                     self.cursor = self.next[HEAD as usize];
                     self.optional_pass = false;
                 } else {
@@ -205,6 +234,12 @@ impl<M: Model> Search<M> {
                 }
             } else if !self.optional_pass && self.optional_left > 0 {
                 self.optional_pass = true;
+                self.frontier = if node == NONE || self.twin.is_empty() {
+                    u64::MAX
+                } else {
+                    let op = self.node_op[node as usize] as usize;
+                    self.key.ops[op].ret.expect("a return node has an index")
+                };
                 self.cursor = self.next[HEAD as usize];
             } else if !self.backtrack() {
                 return self.failure();
@@ -241,6 +276,9 @@ impl<M: Model> Search<M> {
             self.unlift(op);
             return false;
         }
+        if !self.twin.is_empty() {
+            self.frontiers.push(self.frontier);
+        }
         self.stack.push(Frame {
             op,
             prev_state: self.state,
@@ -254,6 +292,26 @@ impl<M: Model> Search<M> {
             self.optional_left -= 1;
         }
         true
+    }
+
+    /// Whether another pending optional operation with the same step as `op` is invoked after
+    /// it and before the frontier. From here on the two are interchangeable, both being
+    /// invoked: trying the last of them is enough. Without this, each subset of interchangeable
+    /// timed-out operations (a queue's `info` dequeues) would be a configuration of its own.
+    #[inline]
+    fn twin_ahead(&self, op: u32) -> bool {
+        let mut other = self.twin[op as usize];
+        while other != NONE {
+            if self.key.ops[other as usize].call >= self.frontier {
+                return false;
+            }
+            let node = self.call_node[other as usize];
+            if self.next[self.prev[node as usize] as usize] == node {
+                return true;
+            }
+            other = self.twin[other as usize];
+        }
+        false
     }
 
     /// The events of the operations not yet linearised, for [`Model::viable`].
@@ -296,6 +354,9 @@ impl<M: Model> Search<M> {
         };
         self.low_water = self.low_water.min(self.stack.len());
         self.state = frame.prev_state;
+        if !self.twin.is_empty() {
+            self.frontier = self.frontiers.pop().expect("one frontier per frame");
+        }
         let bit = self.optional_bit[frame.op as usize];
         self.flip(bit);
         self.unlift(frame.op);

@@ -74,20 +74,35 @@ impl<S> Compiled<S> {
 /// - Steps are small and `Copy`: the search copies one at every move. Keep bulky data (a
 ///   transaction's micro-operations) in the model and put an index in the step.
 ///
-/// The hooks with default bodies are optional: pruning ([`Model::refute`], [`Model::viable`]),
-/// plain-words explanations ([`Model::explain`]) and the shrinker's rule for what a core must
-/// keep ([`Model::sources`]).
+/// The hooks with default bodies are optional: pruning ([`Model::tighten`], [`Model::refute`],
+/// [`Model::viable`]), plain-words explanations ([`Model::explain`]) and the shrinker's rule for
+/// what a core must keep ([`Model::sources`]).
 pub trait Model: Send {
-    /// What one operation requires of the state and does to it.
-    type Step: Copy + Send + fmt::Debug;
+    /// What one operation requires of the state and does to it. Equal steps must act alike
+    /// (the search treats pending optional operations with equal steps as interchangeable).
+    type Step: Copy + Send + Eq + std::hash::Hash + fmt::Debug;
 
     /// How `op` takes part in the search; `None` if it constrains nothing (a `fail`, a read that
     /// returned no value). Called once per operation of the key, in invocation order, before
     /// [`Model::initial`].
     fn compile(&mut self, op: &Operation) -> Option<Compiled<Self::Step>>;
 
-    /// The state before the first operation.
+    /// The state before the first operation. Called after [`Model::tighten`].
     fn initial(&mut self) -> StateId;
+
+    /// Sharpens the key's optional operations (those with `ret == None`) once all are compiled,
+    /// from what the other operations show. Two moves keep the verdict:
+    /// - drop one that no linearisation needs (an enqueue of an element no dequeue returns);
+    /// - give one a `ret`, the event index of a completion before which it took effect in every
+    ///   linearisation (the only enqueue of an element a dequeue returned took effect before
+    ///   that dequeue completed): it then counts as required, with that deadline.
+    ///
+    /// Optional operations can fall anywhere after their invocation, so each one multiplies the
+    /// states the search may meet; this is what keeps histories with many timeouts tractable.
+    /// Required operations must be left as they are.
+    fn tighten(&mut self, ops: &mut Vec<KeyOp<Self::Step>>) {
+        let _ = ops;
+    }
 
     /// The state after `step` in `state`, or `None` if the step cannot happen there.
     fn apply(&mut self, state: StateId, step: Self::Step) -> Option<StateId>;
@@ -161,6 +176,8 @@ pub struct PendingEvent<S> {
     pub step: S,
     /// The invocation (true) or the completion (false).
     pub call: bool,
+    /// The event's index in the history (its position in real time).
+    pub index: u64,
 }
 
 /// The invocations and completions of the operations not yet placed, in real-time order.
@@ -183,9 +200,16 @@ impl<S: Copy> Iterator for Pending<'_, S> {
             return None;
         }
         self.node = self.next[node];
+        let op = &self.ops[self.node_op[node] as usize];
+        let call = self.node_is_call[node];
         Some(PendingEvent {
-            step: self.ops[self.node_op[node] as usize].step,
-            call: self.node_is_call[node],
+            step: op.step,
+            call,
+            index: if call {
+                op.call
+            } else {
+                op.ret.expect("a completion event has an index")
+            },
         })
     }
 }
@@ -201,7 +225,7 @@ pub(crate) struct KeyHistory<M: Model> {
 impl<M: Model> KeyHistory<M> {
     /// Compiles the operations `ids` (indices into `history.ops`, sorted, all on one key).
     pub(crate) fn compile(history: &History, ids: &[u32], mut model: M) -> KeyHistory<M> {
-        let ops = ids
+        let mut ops = ids
             .iter()
             .filter_map(|&id| {
                 let op = &history.ops[id as usize];
@@ -224,6 +248,7 @@ impl<M: Model> KeyHistory<M> {
                 })
             })
             .collect();
+        model.tighten(&mut ops);
         let initial = model.initial();
         KeyHistory {
             ops,

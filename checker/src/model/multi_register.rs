@@ -11,9 +11,9 @@
 use rustc_hash::FxHashMap;
 
 use super::intern::{Elements, States};
-use super::{Compiled, Model, StateId};
+use super::{Compiled, KeyOp, Model, StateId};
 use crate::explain::{Explanation, Failure};
-use crate::history::{Call, History, MicroOp, Operation, Outcome, Value};
+use crate::history::{Call, History, MicroOp, Name, Operation, Outcome, Value};
 
 /// Element id of `nil`.
 const NIL: u32 = 0;
@@ -71,7 +71,13 @@ impl MultiRegister {
             .get(state)
             .iter()
             .enumerate()
-            .map(|(r, &v)| format!("{} = {}", self.registers.get(r as u32), nil(self.value(v))))
+            .map(|(r, &v)| {
+                format!(
+                    "{} = {}",
+                    name(self.registers.get(r as u32)),
+                    nil(self.value(v))
+                )
+            })
             .collect();
         if shown.is_empty() {
             "no registers".to_owned()
@@ -79,6 +85,10 @@ impl MultiRegister {
             shown.join(", ")
         }
     }
+}
+
+fn name(register: &Value) -> String {
+    Name(register).to_string()
 }
 
 fn nil(v: Option<&Value>) -> String {
@@ -112,6 +122,56 @@ impl Model for MultiRegister {
         let step = Step(u32::try_from(self.txns.len()).expect("fewer than 2^32 transactions"));
         self.txns.push(txn);
         Compiled::by_outcome(op, step)
+    }
+
+    /// An `info` transaction (it only writes: its reads returned nothing) none of whose writes
+    /// any `ok` transaction reads can only spoil reads: dropped. The only writer of a value a
+    /// transaction read (other than the initial one) took effect before that reader completed.
+    fn tighten(&mut self, ops: &mut Vec<KeyOp<Step>>) {
+        let initial = self.initial.clone();
+        let initial = self.value_id(&initial);
+        let mut writers: FxHashMap<(usize, u32), usize> = FxHashMap::default();
+        let mut readers: FxHashMap<(usize, u32), Vec<u64>> = FxHashMap::default();
+        for op in ops.iter() {
+            let txn = &self.txns[op.step.0 as usize];
+            let mut written = Vec::new();
+            for &m in txn {
+                match m {
+                    Micro::Write(r, v) => {
+                        if !written.contains(&(r, v)) {
+                            *writers.entry((r, v)).or_default() += 1;
+                            written.push((r, v));
+                        }
+                    }
+                    // Reads after the transaction's own write of the register see that write.
+                    Micro::Read(r, v) if !written.iter().any(|&(w, _)| w == r) => {
+                        if let Some(ret) = op.ret {
+                            readers.entry((r, v)).or_default().push(ret);
+                        }
+                    }
+                    Micro::Read(..) => {}
+                }
+            }
+        }
+        let txns = &self.txns;
+        let writes = |op: &KeyOp<Step>| {
+            txns[op.step.0 as usize].iter().filter_map(|&m| match m {
+                Micro::Write(r, v) => Some((r, v)),
+                Micro::Read(..) => None,
+            })
+        };
+        ops.retain(|op| op.ret.is_some() || writes(op).any(|w| readers.contains_key(&w)));
+        for op in ops.iter_mut() {
+            if op.ret.is_none() {
+                op.ret = writes(op)
+                    .filter(|&(r, v)| v != initial && writers[&(r, v)] == 1)
+                    .filter_map(|w| readers.get(&w))
+                    .flatten()
+                    .copied()
+                    .filter(|&r| r > op.call)
+                    .min();
+            }
+        }
     }
 
     fn initial(&mut self) -> StateId {
@@ -154,12 +214,12 @@ impl Model for MultiRegister {
 
     fn to_json(&self, state: StateId) -> serde_json::Value {
         let registers = self.states.get(state).iter().enumerate().map(|(r, &v)| {
-            let name = match self.registers.get(r as u32) {
+            let key = match self.registers.get(r as u32) {
                 Value::Str(s) => s.clone(),
                 other => other.to_string(),
             };
             let value = serde_json::to_value(self.value(v)).expect("values serialise");
-            (name, value)
+            (key, value)
         });
         serde_json::Value::Object(registers.collect())
     }
@@ -171,7 +231,7 @@ impl Model for MultiRegister {
                 Micro::Read(r, v) if registers[r] != v => {
                     return format!(
                         "it read {} = {}, but the register held {} (the registers held {})",
-                        self.registers.get(r as u32),
+                        name(self.registers.get(r as u32)),
                         nil(self.value(v)),
                         nil(self.value(registers[r])),
                         self.assignments(state)
@@ -221,14 +281,18 @@ impl Model for MultiRegister {
             if !initial && !written {
                 return Some(Explanation {
                     sentence: format!(
-                        "{what} read {register} = {v}, but no transaction ever wrote {v} to \
-                         {register}"
+                        "{what} read {} = {v}, but no transaction ever wrote {v} to {}",
+                        name(register),
+                        name(register)
                     ),
                     missed: None,
                 });
             }
         }
-        let seen: Vec<String> = reads.iter().map(|(r, v)| format!("{r} = {v}")).collect();
+        let seen: Vec<String> = reads
+            .iter()
+            .map(|(r, v)| format!("{} = {v}", name(r)))
+            .collect();
         let after = format!(
             "after the longest explainable order of {}, the registers held {}",
             crate::explain::counted(f.prefix.len() as u64, "operation", "operations"),

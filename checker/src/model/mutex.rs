@@ -13,7 +13,7 @@ use crate::history::{Call, Event, Operation, Outcome};
 const FREE: StateId = 0;
 const HELD: StateId = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Step {
     Acquire,
     Release,

@@ -14,7 +14,7 @@
 use rustc_hash::FxHashMap;
 
 use super::intern::{Elements, States, braces};
-use super::{Compiled, Model, StateId};
+use super::{Compiled, KeyOp, Model, Pending, StateId};
 use crate::explain::{Explanation, Failure};
 use crate::history::{Call, History, Operation, Outcome, Value};
 
@@ -37,6 +37,14 @@ struct Queue {
     after: FxHashMap<(StateId, Step), Option<StateId>>,
     scratch: Vec<u32>,
     fifo: bool,
+    /// Per element: whether it was enqueued more often than `ok` dequeues returned it, so that
+    /// an `info` dequeue may have taken a copy (set by [`Queue::tighten`]).
+    spare: Vec<bool>,
+    /// Per element enqueued once and returned by one `ok` dequeue: that dequeue's invocation
+    /// and completion (set by [`Queue::tighten`]).
+    taken: Vec<Option<(u64, u64)>>,
+    /// Per element: whether no `ok` dequeue returns it (only an `info` one can take it).
+    never_taken: Vec<bool>,
 }
 
 impl Queue {
@@ -49,7 +57,87 @@ impl Queue {
             after: FxHashMap::default(),
             scratch: Vec::new(),
             fifo,
+            spare: Vec::new(),
+            taken: Vec::new(),
+            never_taken: Vec::new(),
         }
+    }
+
+    /// See [`Model::tighten`]. An `info` enqueue of an element no `ok` dequeue returns can only
+    /// get in the way (in a FIFO queue it blocks those behind it): dropped. The only enqueue of an
+    /// element an `ok` dequeue returned took effect before that dequeue completed.
+    fn tighten(&mut self, ops: &mut Vec<KeyOp<Step>>) {
+        let elements = self.elements.len();
+        let mut enqueued = vec![0usize; elements];
+        let mut taken: Vec<Vec<u64>> = vec![Vec::new(); elements];
+        let mut interval = vec![None; elements];
+        for op in ops.iter() {
+            match op.step {
+                Step::Enqueue(e) => enqueued[e as usize] += 1,
+                Step::Dequeue(e) => {
+                    let ret = op.ret.expect("an ok dequeue is required");
+                    taken[e as usize].push(ret);
+                    interval[e as usize] = Some((op.call, ret));
+                }
+                _ => {}
+            }
+        }
+        ops.retain(|op| {
+            !(op.ret.is_none()
+                && matches!(op.step, Step::Enqueue(e) if taken[e as usize].is_empty()))
+        });
+        for op in ops.iter_mut() {
+            if op.ret.is_none()
+                && let Step::Enqueue(e) = op.step
+                && enqueued[e as usize] == 1
+            {
+                op.ret = taken[e as usize]
+                    .iter()
+                    .copied()
+                    .filter(|&r| r > op.call)
+                    .min();
+            }
+        }
+        self.spare = (0..elements)
+            .map(|e| enqueued[e] > taken[e].len())
+            .collect();
+        self.taken = (0..elements)
+            .map(|e| interval[e].filter(|_| enqueued[e] == 1 && taken[e].len() == 1))
+            .collect();
+        self.never_taken = taken.iter().map(Vec::is_empty).collect();
+    }
+
+    /// See [`Model::viable`]. In a FIFO queue an element leaves before every element behind it.
+    /// Let N be the newest element, and its dequeue complete at G. Every element ahead of N
+    /// must leave before G: one that an `ok` dequeue takes only if that dequeue began before G
+    /// (else the state is a dead end), one that no `ok` dequeue returns only through a pending
+    /// `info` dequeue invoked before G (one each). Only N is checked: every other pair was
+    /// checked when its younger element joined.
+    fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
+        if !self.fifo {
+            return true;
+        }
+        let Some((&newest, ahead)) = self.states.get(state).split_last() else {
+            return true;
+        };
+        let Some((_, gone)) = self.taken[newest as usize] else {
+            return true;
+        };
+        let mut lost = 0;
+        for &a in ahead {
+            if let Some((leaves, _)) = self.taken[a as usize]
+                && leaves > gone
+            {
+                return false;
+            }
+            lost += usize::from(self.never_taken[a as usize]);
+        }
+        lost == 0
+            || pending
+                .take_while(|e| e.index < gone)
+                .filter(|e| e.call && e.step == Step::DequeueOldest)
+                .nth(lost - 1)
+                .is_some()
     }
 
     fn compile(&mut self, op: &Operation) -> Option<Compiled<Step>> {
@@ -93,10 +181,15 @@ impl Queue {
                 }
                 at.is_some()
             }
-            Step::DequeueOldest => {
-                self.scratch.extend(current.iter().skip(1));
-                !current.is_empty()
-            }
+            // Taking an element whose every copy an `ok` dequeue returns would leave one of
+            // them nothing to take.
+            Step::DequeueOldest => match current.first() {
+                Some(&head) if self.spare[head as usize] => {
+                    self.scratch.extend_from_slice(&current[1..]);
+                    true
+                }
+                _ => false,
+            },
             Step::DequeueNothing => false,
         };
         let next = ok.then(|| {
@@ -175,6 +268,14 @@ macro_rules! queue_model {
 
             fn compile(&mut self, op: &Operation) -> Option<Compiled<Step>> {
                 self.0.compile(op)
+            }
+
+            fn tighten(&mut self, ops: &mut Vec<KeyOp<Step>>) {
+                self.0.tighten(ops)
+            }
+
+            fn viable(&self, state: StateId, pending: Pending<'_, Step>) -> bool {
+                self.0.viable(state, pending)
             }
 
             fn initial(&mut self) -> StateId {

@@ -9,11 +9,11 @@
 use rustc_hash::FxHashMap;
 
 use super::intern::{Elements, States, braces};
-use super::{Compiled, Model, StateId};
+use super::{Compiled, KeyOp, Model, StateId};
 use crate::explain::{Explanation, Failure};
 use crate::history::{Call, History, Operation, Outcome, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Step {
     Add(u32),
     /// Requires the set to be this state (its elements, interned as a state).
@@ -69,6 +69,41 @@ impl Model for Set {
             (other, _) => panic!("a {} in a set history", other.name()),
         };
         Compiled::by_outcome(op, step)
+    }
+
+    /// An `info` add of an element no `ok` read returns can only spoil reads: dropped. The only
+    /// add of an element a read returned took effect before that read completed.
+    fn tighten(&mut self, ops: &mut Vec<KeyOp<Step>>) {
+        let elements = self.elements.len();
+        let mut added = vec![0usize; elements];
+        let mut seen: Vec<Vec<u64>> = vec![Vec::new(); elements];
+        for op in ops.iter() {
+            match op.step {
+                Step::Add(e) => added[e as usize] += 1,
+                Step::Read(s) => {
+                    let ret = op.ret.expect("an ok read is required");
+                    for &e in self.states.get(s) {
+                        seen[e as usize].push(ret);
+                    }
+                }
+                Step::ReadNothing => {}
+            }
+        }
+        ops.retain(|op| {
+            !(op.ret.is_none() && matches!(op.step, Step::Add(e) if seen[e as usize].is_empty()))
+        });
+        for op in ops.iter_mut() {
+            if op.ret.is_none()
+                && let Step::Add(e) = op.step
+                && added[e as usize] == 1
+            {
+                op.ret = seen[e as usize]
+                    .iter()
+                    .copied()
+                    .filter(|&r| r > op.call)
+                    .min();
+            }
+        }
     }
 
     fn initial(&mut self) -> StateId {

@@ -27,7 +27,7 @@ use crate::history::{Call, History, Operation, Outcome, Shown, Value};
 const ABSENT: StateId = 0;
 
 /// What one operation does to, or requires of, the key's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Step {
     /// Requires the state to equal the value read.
     Read(StateId),

@@ -68,19 +68,23 @@ struct LeaderOf {
 }
 
 impl Resolved {
-    /// `kill n2 (leader of partition 5)`: the fault's label, plus the partition it was aimed at.
+    /// `kill n2 (leader of key partition 5)`: the fault's label, plus the key partition whose
+    /// leader it was aimed at (not to be confused with a network partition).
     fn label(&self) -> String {
         match &self.leader_of {
             None => self.fault.label(),
             Some(LeaderOf {
                 partition,
                 known: true,
-            }) => format!("{} (leader of partition {partition})", self.fault.label()),
+            }) => format!(
+                "{} (leader of key partition {partition})",
+                self.fault.label()
+            ),
             Some(LeaderOf {
                 partition,
                 known: false,
             }) => format!(
-                "{} (leader of partition {partition} unknown)",
+                "{} (leader of key partition {partition} unknown)",
                 self.fault.label()
             ),
         }
@@ -254,7 +258,7 @@ mod tests {
             partition: 5,
             known: true,
         }));
-        assert_eq!(hit.label(), "kill n2 (leader of partition 5)");
+        assert_eq!(hit.label(), "kill n2 (leader of key partition 5)");
         assert_eq!(
             hit.value().unwrap(),
             serde_json::json!({"kind": "kill", "nodes": ["n2"], "partition": 5})
@@ -263,7 +267,7 @@ mod tests {
             partition: 3,
             known: false,
         }));
-        assert_eq!(guess.label(), "kill n2 (leader of partition 3 unknown)");
+        assert_eq!(guess.label(), "kill n2 (leader of key partition 3 unknown)");
         let plain = kill(None);
         assert_eq!(plain.label(), "kill n2");
         assert_eq!(

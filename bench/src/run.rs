@@ -382,6 +382,14 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         nothing,
     );
     print!("{summary}");
+    // The lost write, against the faults: what the checker alone cannot say.
+    if let Some(key) = results.earliest_anomaly()
+        && let Some(anomaly) = &key.anomaly
+    {
+        for sentence in reports::missed_write(&results.faults, anomaly) {
+            println!("key {:?}, the earliest anomaly: {sentence}", key.key);
+        }
+    }
     print_latency(&stats);
     if let Some(c) = compaction {
         println!("{c}");

@@ -51,8 +51,11 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn record(&mut self, f: &'static str, latency: Duration, service: Duration) {
         for (map, d) in [(&mut self.latency, latency), (&mut self.service, service)] {
+            // 1 µs to an hour at 3 significant digits; longer is recorded as an hour.
             map.entry(f)
-                .or_insert_with(|| Histogram::new(3).expect("histogram"))
+                .or_insert_with(|| {
+                    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+                })
                 .saturating_record((d.as_micros() as u64).max(1));
         }
     }
@@ -320,5 +323,39 @@ pub(crate) async fn final_reads(ctx: &Ctx) {
             value,
             error: error.as_deref(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_recorded_as_they_are_however_long() {
+        let mut stats = Stats::default();
+        stats.record(
+            "read",
+            Duration::from_millis(471),
+            Duration::from_micros(650),
+        );
+        stats.record("read", Duration::from_micros(3), Duration::from_secs(30));
+        let latency = &stats.latency["read"];
+        let service = &stats.service["read"];
+        // Within the histogram's 3 significant digits.
+        assert!(
+            (470_000..=472_000).contains(&latency.max()),
+            "{}",
+            latency.max()
+        );
+        assert!(
+            (29_900_000..=30_100_000).contains(&service.max()),
+            "{}",
+            service.max()
+        );
+        assert!(
+            service.min() >= 640 && service.min() <= 660,
+            "{}",
+            service.min()
+        );
     }
 }

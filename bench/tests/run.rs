@@ -325,6 +325,22 @@ fn lost_early_acknowledged_writes_are_caught_when_the_leader_is_cut_off() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("is not linearizable"), "{}", text(&o));
+    // When the checker names the write that went missing, the bench says which fault preceded
+    // it, in the terminal as in the report.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(latest(out.path()).join("results.json")).unwrap(),
+    )
+    .unwrap();
+    let earliest = results["checker"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| !k["anomaly"].is_null())
+        .min_by_key(|k| k["anomaly"]["culprit"]["invoke"].as_u64())
+        .expect("an anomaly");
+    if !earliest["anomaly"]["missed"].is_null() {
+        assert!(text(&o).contains(" is missing"), "{}", text(&o));
+    }
 }
 
 #[test]

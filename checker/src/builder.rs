@@ -28,6 +28,11 @@ impl Builder {
         }
     }
 
+    /// Makes room for `ops` more operations.
+    pub(crate) fn reserve(&mut self, ops: usize) {
+        self.ops.reserve(ops);
+    }
+
     fn event(&mut self, line: u64, time: Option<u64>) -> Event {
         let index = self.next_index;
         self.next_index += 1;

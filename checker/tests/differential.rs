@@ -388,11 +388,27 @@ fn written(op: &Operation) -> Option<&Value> {
 /// Whether `part` (a sub-history of `whole`) observes a value that `whole` wrote but `part`
 /// left its writers out: a trivial refutation the core's definition excludes.
 fn orphaned(whole: &History, part: &History) -> bool {
-    part.ops.iter().filter_map(observed).any(|v| {
+    let read_orphan = part.ops.iter().filter_map(observed).any(|v| {
         part.initial.as_ref() != Some(v)
             && whole.ops.iter().any(|o| written(o) == Some(v))
             && !part.ops.iter().any(|o| written(o) == Some(v))
-    })
+    });
+    // A CAS that missed saw another value: some writer of another value must remain.
+    let miss_orphan = part.ops.iter().any(|c| match (&c.call, &c.outcome) {
+        (Call::Cas { expected, .. }, Outcome::PreconditionFailed) => {
+            let other = |o: &&Operation| {
+                !std::ptr::eq(*o, c)
+                    && match (&o.call, &o.outcome) {
+                        (_, Outcome::Fail | Outcome::PreconditionFailed) => false,
+                        (Call::Delete, _) => expected.is_some(),
+                        _ => written(o).is_some_and(|v| Some(v) != expected.as_ref()),
+                    }
+            };
+            whole.ops.iter().any(|o| other(&o)) && !part.ops.iter().any(|o| other(&o))
+        }
+        _ => false,
+    });
+    read_orphan || miss_orphan
 }
 
 /// The core is not linearizable on its own, and removing any one operation makes it so (or

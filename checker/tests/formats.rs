@@ -513,3 +513,71 @@ fn key_value_formats_refuse_another_model() {
          is read from edn and jepsen-log files"
     );
 }
+
+/// A JSONL history big enough to be parsed in parallel chunks: read the same as line by line,
+/// and an error deep inside still names its line.
+#[test]
+fn jsonl_read_in_parallel_chunks_keeps_order_and_line_numbers() {
+    let mut lines = Vec::new();
+    for i in 0..6000u64 {
+        let (p, k) = (i % 7, i % 13);
+        lines.push(format!(
+            r#"{{"index":{},"time":{},"process":{p},"type":"invoke","f":"write","key":"k{k}","value":"v{i}"}}"#,
+            2 * i,
+            2 * i
+        ));
+        lines.push(format!(
+            r#"{{"index":{},"time":{},"process":{p},"type":"ok","f":"write","key":"k{k}","value":"v{i}"}}"#,
+            2 * i + 1,
+            2 * i + 1
+        ));
+    }
+    let text = lines.join("\n");
+    assert!(text.len() > 1 << 20, "big enough for several chunks");
+    let h = read(&text, Format::Jsonl).unwrap();
+    assert_eq!(h.ops.len(), 6000);
+    for (i, op) in h.ops.iter().enumerate() {
+        assert_eq!(op.call, Call::Write(Value::Str(format!("v{i}"))));
+        assert_eq!(op.invoke.line, 2 * i as u64 + 1);
+    }
+    let mut broken = lines.clone();
+    broken[9001] = "{not json".into();
+    assert_eq!(
+        line_of(read(&broken.join("\n"), Format::Jsonl).unwrap_err()),
+        9002
+    );
+}
+
+#[test]
+fn jsonl_index_must_run_on_by_one_where_present() {
+    let line = |index: u64, kind: &str| {
+        format!(
+            r#"{{"index":{index},"process":0,"type":"{kind}","f":"write","key":"k","value":"v"}}"#
+        )
+    };
+    let ok = [
+        line(0, "invoke"),
+        line(1, "ok"),
+        line(2, "invoke"),
+        line(3, "ok"),
+    ]
+    .join("\n");
+    assert_eq!(read(&ok, Format::Jsonl).unwrap().ops.len(), 2);
+    let swapped = [
+        line(0, "invoke"),
+        line(2, "invoke"),
+        line(1, "ok"),
+        line(3, "ok"),
+    ]
+    .join("\n");
+    let err = read(&swapped, Format::Jsonl).unwrap_err();
+    assert!(
+        err.to_string().contains("index 2 follows index 0 (line 1)"),
+        "{err}"
+    );
+    assert_eq!(line_of(err), 2);
+    // Without the field, the order of the lines is the order of the events.
+    let bare = r#"{"process":0,"type":"invoke","f":"read","key":"k"}
+{"process":0,"type":"ok","f":"read","key":"k","value":null}"#;
+    assert_eq!(read(bare, Format::Jsonl).unwrap().ops.len(), 1);
+}

@@ -251,7 +251,22 @@ impl Fault {
         match self {
             Fault::Kill { nodes } => format!("kill {}", nodes.join(" ")),
             Fault::Pause { nodes } => format!("pause {}", nodes.join(" ")),
-            Fault::Partition { shape, .. } => format!("partition {}", shape.name()),
+            Fault::Partition { shape, grudge } => {
+                // The node cut off from all the others, for the shapes that single one out.
+                let alone = || {
+                    grudge
+                        .iter()
+                        .find(|(_, deaf_to)| deaf_to.len() + 1 == grudge.len())
+                        .map(|(n, _)| n.as_str())
+                };
+                match (shape, alone()) {
+                    (Shape::IsolateOne | Shape::IsolateLeader, Some(n)) => {
+                        format!("partition: isolate {n}")
+                    }
+                    (Shape::OneWay, Some(n)) => format!("partition one-way: {n} hears nobody"),
+                    _ => format!("partition {}", shape.name()),
+                }
+            }
         }
     }
 
@@ -477,5 +492,27 @@ mod tests {
         let text = toml::to_string(&kill).unwrap();
         assert!(text.contains("kind = \"kill\""), "{text}");
         assert_eq!(toml::from_str::<Fault>(&text).unwrap(), kill);
+    }
+
+    #[test]
+    fn a_partition_that_singles_out_a_node_names_it_in_its_label() {
+        let nodes = names(3);
+        let part = |shape| Fault::Partition {
+            shape,
+            grudge: isolate("n2", &nodes),
+        };
+        assert_eq!(part(Shape::IsolateLeader).label(), "partition: isolate n2");
+        assert_eq!(part(Shape::IsolateOne).label(), "partition: isolate n2");
+        let deaf = Fault::partition(Shape::OneWay, &nodes, &mut StdRng::seed_from_u64(3));
+        let Fault::Partition { grudge, .. } = &deaf else {
+            unreachable!()
+        };
+        let alone = grudge.iter().find(|(_, d)| d.len() == 2).unwrap().0;
+        assert_eq!(
+            deaf.label(),
+            format!("partition one-way: {alone} hears nobody")
+        );
+        let halves = Fault::partition(Shape::Halves, &nodes, &mut StdRng::seed_from_u64(3));
+        assert_eq!(halves.label(), "partition halves");
     }
 }

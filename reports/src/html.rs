@@ -67,7 +67,7 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
     plots::quantiles_over_time(run, &quantiles_png)?;
 
     let anomalies = match r.earliest_anomaly() {
-        Some(_) => anomaly::views(run, &png("anomaly.png"))?,
+        Some(_) => anomaly::views(run, &mut png)?,
         None => Vec::new(),
     };
 
@@ -103,9 +103,9 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
 
     let headline = match r.verdict {
         Verdict::Valid => format!(
-            "VALID: linearizable ({} operations, {} faults)",
-            r.operations,
-            r.faults.len()
+            "VALID: linearizable ({}, {})",
+            checker::counted(r.operations as u64, "operation", "operations"),
+            checker::counted(r.faults.len() as u64, "fault", "faults")
         ),
         Verdict::Invalid => format!(
             "INVALID: not linearizable ({} of {} keys)",

@@ -1,22 +1,22 @@
-//! The counterexample as a timeline: one lane per process, a bar from invocation to completion
-//! for each of the key's operations around the failure, the culprit in red and the write it
-//! missed outlined in purple. An operation whose outcome is unknown may take effect at any later
-//! time: a thin line continues its bar to the right edge. Marks (the faults that began after the
-//! missed write was acknowledged) are vertical lines with their label; one that falls before
-//! the operations shown is an arrow at the left edge with its time.
+//! A key's operations as a timeline: one lane per process, a bar from invocation to completion
+//! for each operation, the culprit in red and the write it missed outlined in purple. An
+//! operation whose outcome is unknown may take effect at any later time: a thin line continues
+//! its bar to the right edge. Marks (faults that began) are vertical lines with their label; one
+//! that falls before the operations shown is an arrow at the left edge with its time.
 //!
-//! The x axis is seconds since the run started, to the microsecond, like every time in the
-//! anomaly section.
+//! Two timelines use it: the operations around the failure, and the core (the few operations
+//! that cannot be ordered on their own). The x axis is seconds since the run started, to the
+//! microsecond, like every time in the anomaly section.
 
 use std::path::Path;
 
-use checker::{Anomaly, OpSummary};
+use checker::OpSummary;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::ReportError;
-use crate::plots::{FONT, PlotResult, WIDTH, fit, fonts, plot_error};
-use crate::run::seconds;
+use crate::plots::{FONT, PlotResult, WIDTH, fit, fonts, plot_error, series_color};
+use crate::run::{Status, seconds};
 
 /// A moment to mark on the timeline.
 pub struct Mark {
@@ -25,18 +25,45 @@ pub struct Mark {
     pub label: String,
 }
 
+/// One operation to draw.
+pub struct Bar<'a> {
+    pub op: &'a OpSummary,
+    /// How it ended, with a CAS miss told apart from a failure.
+    pub status: Status,
+    /// The operation the checker could not linearize: red, outlined.
+    pub culprit: bool,
+    /// The acknowledged write the culprit missed: outlined in purple.
+    pub missed: bool,
+}
+
 const CULPRIT: RGBColor = RGBColor(214, 39, 40);
 const MISSED: RGBColor = RGBColor(120, 40, 200);
 const MARK: RGBColor = RGBColor(90, 90, 90);
 
-pub fn anomaly_timeline(
-    key: &str,
-    anomaly: &Anomaly,
+/// Draws `bars` under `caption` into the PNG at `path`; `plot` names it in an error.
+pub fn timeline(
+    plot: &'static str,
+    caption: &str,
+    bars: &[Bar<'_>],
     marks: &[Mark],
     path: &Path,
 ) -> Result<(), ReportError> {
     fonts();
-    draw_timeline(key, anomaly, marks, path).map_err(plot_error("anomaly timeline"))
+    draw_timeline(caption, bars, marks, path).map_err(plot_error(plot))
+}
+
+/// A bar's colour: red for the culprit, else by how it ended (a CAS miss in the colour the
+/// other plots give it).
+fn bar_color(b: &Bar<'_>) -> RGBColor {
+    if b.culprit {
+        return CULPRIT;
+    }
+    match b.status {
+        Status::Ok => RGBColor(90, 130, 190),
+        Status::CasMiss => series_color(checker::Func::Cas, Status::CasMiss),
+        Status::Fail => RGBColor(170, 170, 170),
+        Status::Info => RGBColor(240, 170, 60),
+    }
 }
 
 /// A bar's label, drawn after every bar so that no bar covers one.
@@ -51,12 +78,11 @@ struct BarLabel {
     text: String,
 }
 
-fn draw_timeline(key: &str, anomaly: &Anomaly, marks: &[Mark], path: &Path) -> PlotResult {
-    // `around` holds the culprit (the checker's contract); lanes are processes.
-    let culprit = anomaly.culprit.index;
-    let missed = anomaly.missed.as_ref().map(|m| m.index);
-    let mut ops: Vec<&OpSummary> = anomaly.around.iter().collect();
-    ops.sort_by_key(|o| (o.process, o.invoke));
+fn draw_timeline(caption: &str, bars: &[Bar<'_>], marks: &[Mark], path: &Path) -> PlotResult {
+    // Lanes are processes.
+    let mut bars: Vec<&Bar<'_>> = bars.iter().collect();
+    bars.sort_by_key(|b| (b.op.process, b.op.invoke));
+    let ops: Vec<&OpSummary> = bars.iter().map(|b| b.op).collect();
     let mut processes: Vec<u64> = ops.iter().map(|o| o.process).collect();
     processes.dedup();
     let lane = |p: u64| processes.binary_search(&p).expect("listed") as f64;
@@ -77,10 +103,7 @@ fn draw_timeline(key: &str, anomaly: &Anomaly, marks: &[Mark], path: &Path) -> P
     let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Operations on key {key} around the anomaly (red: cannot be linearized)"),
-            (FONT, 18),
-        )
+        .caption(caption, (FONT, 18))
         .margin(12)
         .margin_right(28)
         .x_label_area_size(40)
@@ -119,17 +142,8 @@ fn draw_timeline(key: &str, anomaly: &Anomaly, marks: &[Mark], path: &Path) -> P
             0
         };
         let y = lane(o.process);
-        let is_culprit = o.index == culprit;
-        let is_missed = Some(o.index) == missed;
-        let color = if is_culprit {
-            CULPRIT
-        } else {
-            match o.outcome.as_str() {
-                "ok" => RGBColor(90, 130, 190),
-                "fail" => RGBColor(170, 170, 170),
-                _ => RGBColor(240, 170, 60),
-            }
-        };
+        let (is_culprit, is_missed) = (bars[i].culprit, bars[i].missed);
+        let color = bar_color(bars[i]);
         let (start, end) = (s(o.invoke), o.complete.map_or(x_hi, s));
         let end = end.max(start + span / 400.0);
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -143,7 +157,7 @@ fn draw_timeline(key: &str, anomaly: &Anomaly, marks: &[Mark], path: &Path) -> P
                 outline.stroke_width(2),
             )))?;
         }
-        if o.outcome == "info" {
+        if bars[i].status == Status::Info {
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(end, y), (x_hi, y)],
                 color.stroke_width(1),
@@ -178,8 +192,14 @@ fn draw_timeline(key: &str, anomaly: &Anomaly, marks: &[Mark], path: &Path) -> P
             (FONT, 12).into_font().color(&BLACK)
         };
         let text = fit(&root, l.text, &style, l.room.max(40) as u32);
+        // On a pale backing, so that a mark or a grid line through it does not cross the text.
+        let (w, h) = root.estimate_text_size(&text, &style)?;
+        let backing = Rectangle::new(
+            [(-2, l.dy - 1), (w as i32 + 2, l.dy + h as i32 + 1)],
+            WHITE.filled(),
+        );
         chart.draw_series(std::iter::once(
-            EmptyElement::at(l.at) + Text::new(text, (0, l.dy), style),
+            EmptyElement::at(l.at) + backing + Text::new(text, (0, l.dy), style),
         ))?;
     }
     root.present()?;

@@ -137,3 +137,160 @@ fn every_invalid_key_is_on_the_page_the_earliest_drawn_in_full() {
     );
     assert!(k3.contains("class=\"culprit\""), "{k3}");
 }
+
+/// The anomaly section of a page: from its start to the end of its `<section>`.
+fn anomaly_section(html: &str) -> &str {
+    let section = &html[html.find("id=\"anomaly\"").unwrap()..];
+    &section[..section.find("</section>").unwrap()]
+}
+
+/// Every key's anomaly in a run, for editing what the checker found.
+fn anomalies(r: &mut reports::RunResults) -> impl Iterator<Item = &mut checker::Anomaly> {
+    r.checker.keys.iter_mut().filter_map(|k| k.anomaly.as_mut())
+}
+
+#[test]
+fn the_core_comes_first_with_its_sentence_its_timeline_and_its_operations() {
+    let run = stale_read_run();
+    let report = reports::render(run.path()).unwrap();
+    let html = std::fs::read_to_string(&report.html).unwrap();
+    let section = anomaly_section(&html);
+    // The stale read and the two writes: without either write the read could have happened.
+    let sentence = section
+        .find("These 3 operations cannot be ordered, and without any one of them the rest can:")
+        .expect(section);
+    let core_picture = section
+        .find("alt=\"timeline of the core of k1\"")
+        .expect("the core drawn");
+    let full_picture = section
+        .find("alt=\"timeline of the operations on k1 around the anomaly\"")
+        .expect("the operations around it drawn");
+    assert!(sentence < core_picture && core_picture < full_picture);
+    // Its table: the three operations, by invocation, in the section's time base.
+    let core = &section[sentence..full_picture];
+    let rows: Vec<&str> = core.split("<tr").skip(2).collect();
+    assert_eq!(rows.len(), 3, "{core}");
+    for (row, (op, text, invoked)) in rows.iter().zip([
+        ("#0", "write &quot;v1&quot;", "0.100000 s"),
+        ("#1", "write &quot;v2&quot;", "2.000000 s"),
+        ("#2", "read -&gt; &quot;v1&quot;", "3.000000 s"),
+    ]) {
+        assert!(row.contains(&format!("<td>{op}</td>")), "{row}");
+        assert!(row.contains(text), "{row}");
+        assert!(
+            row.contains(&format!("<td class=\"t\">{invoked}</td>")),
+            "{row}"
+        );
+    }
+    assert!(
+        core.contains("Found by shrinking the key&#x27;s 3 operations"),
+        "{core}"
+    );
+    let (w, _) = png_size(&run.path().join("anomaly-core.png"));
+    assert_eq!(w, 1200);
+    assert!(report.plots.iter().any(|p| p.ends_with("anomaly-core.png")));
+}
+
+#[test]
+fn an_anomaly_without_a_core_renders_as_before() {
+    // A run recorded before the checker shrank counterexamples, or with shrinking off.
+    let run = stale_read_with(vec![partition(1.5, 6.0)], |r| {
+        for a in anomalies(r) {
+            a.core = None;
+        }
+    });
+    let html = run.render();
+    let section = anomaly_section(&html);
+    assert!(section.contains("read of k1 by process 2"), "{section}");
+    assert!(
+        section.contains("alt=\"timeline of the operations on k1 around the anomaly\""),
+        "{section}"
+    );
+    assert!(section.contains("class=\"culprit\""), "{section}");
+    assert!(!section.contains("The core"), "{section}");
+    assert!(!section.contains("cannot be ordered"), "{section}");
+    assert!(!run.path().join("anomaly-core.png").exists());
+}
+
+#[test]
+fn a_core_says_when_it_may_not_be_the_smallest_and_when_it_is_one_operation() {
+    let run = stale_read_with(vec![partition(1.5, 6.0)], |r| {
+        for a in anomalies(r) {
+            a.core.as_mut().unwrap().minimal = false;
+        }
+    });
+    assert!(run.render().contains(
+        "These 3 operations cannot be ordered (shrinking ran out of time: perhaps not the \
+         smallest):"
+    ));
+    let run = stale_read_with(vec![partition(1.5, 6.0)], |r| {
+        for a in anomalies(r) {
+            a.core.as_mut().unwrap().ops.drain(..2);
+        }
+    });
+    let html = run.render();
+    assert!(
+        html.contains("This operation cannot happen on its own:"),
+        "{html}"
+    );
+}
+
+#[test]
+fn each_folded_key_shows_its_core() {
+    let run = Fixture::new(
+        "two-keys",
+        &[
+            (0, "write", "k1", "v1", 100.0, 110.0, "ok"),
+            (1, "write", "k1", "v2", 2000.0, 2010.0, "ok"),
+            (2, "read", "k1", "v1", 3000.0, 3002.0, "ok"),
+            (3, "write", "k3", "a", 5000.0, 5010.0, "ok"),
+            (4, "read", "k3", "a", 5500.0, 5501.0, "ok"),
+            (5, "write", "k3", "b", 6000.0, 6010.0, "ok"),
+            (6, "read", "k3", "a", 7000.0, 7003.0, "ok"),
+        ],
+        vec![partition(4.0, 8.0)],
+    );
+    let html = run.render();
+    let k3 = &html[html
+        .find("<details id=\"anomaly-1\" class=\"key\">")
+        .unwrap()..];
+    let k3 = &k3[..k3.find("</details>").unwrap()];
+    let sentence = k3
+        .find("These 3 operations cannot be ordered, and without any one of them the rest can:")
+        .expect(k3);
+    let around = k3.find("Around the failure").expect(k3);
+    let core = &k3[sentence..around];
+    assert!(
+        core.contains("alt=\"timeline of the core of k3\""),
+        "{core}"
+    );
+    assert!(run.path().join("anomaly-1-core.png").exists());
+    // The core leaves out the read that saw "a" in time.
+    assert!(!core.contains("<td>#4</td>"), "{core}");
+    for op in ["#3", "#5", "#6"] {
+        assert!(core.contains(&format!("<td>{op}</td>")), "{op}: {core}");
+    }
+}
+
+#[test]
+fn a_cas_that_found_another_value_is_a_cas_miss_in_the_anomaly_tables() {
+    // The CAS expected "a", which was there: its miss cannot be ordered after the write.
+    let run = Fixture::new(
+        "cas-miss",
+        &[
+            (0, "write", "k1", "a", 100.0, 110.0, "ok"),
+            (1, "cas", "k1", "a", 200.0, 210.0, "miss"),
+        ],
+        vec![],
+    );
+    let html = run.render();
+    let section = anomaly_section(&html);
+    assert_eq!(
+        section
+            .matches("<span class=\"badge b-miss\">CAS miss</span>")
+            .count(),
+        2,
+        "in the core's table and in the table around the failure: {section}"
+    );
+    assert!(!section.contains("b-fail"), "{section}");
+}

@@ -61,7 +61,7 @@ fn the_index_lists_every_run_newest_first_with_a_link_to_its_report() {
         "a broken run is listed, not hidden"
     );
     assert_eq!(
-        html.matches("<tr><td>").count(),
+        html.matches("<tr><td class=\"nw\">").count(),
         3,
         "latest is not listed twice"
     );
@@ -80,7 +80,9 @@ fn the_index_shows_node_args_marks_deliberate_bugs_and_interrupted_runs() {
     let html = index(root.path());
     assert!(html.contains("<th>node args</th>"));
     assert!(
-        html.contains("<span class=\"badge interrupted\">interrupted</span></td><td>buggy</td>"),
+        html.contains(
+            "<span class=\"badge interrupted\">interrupted</span></td><td class=\"nw\">buggy</td>"
+        ),
         "{html}"
     );
     assert!(
@@ -113,7 +115,7 @@ fn runs_recorded_before_the_newer_fields_still_render_in_the_index_and_as_a_repo
     std::fs::write(root.path().join("old/20261101T000000Z/config.toml"), config).unwrap();
     let html = index(root.path());
     assert!(!html.contains("unreadable"), "{html}");
-    assert!(html.contains("<td>old</td>"), "{html}");
+    assert!(html.contains("<td class=\"nw\">old</td>"), "{html}");
     assert!(
         html.contains("<td class=\"bug\">--unsafe-read-local (deliberate bug)</td>"),
         "{html}"

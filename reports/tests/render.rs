@@ -59,7 +59,8 @@ fn an_invalid_run_leads_with_the_anomaly_its_timeline_and_the_node_logs_of_that_
             "latency.png",
             "throughput.png",
             "quantiles.png",
-            "anomaly.png"
+            "anomaly.png",
+            "anomaly-core.png"
         ]
     );
     for p in &report.plots {
@@ -75,7 +76,7 @@ fn a_valid_run_has_no_anomaly_section_and_counts_every_outcome() {
     let report = reports::render(run.path()).unwrap();
     let html = std::fs::read_to_string(&report.html).unwrap();
     assert_self_contained(&html);
-    assert!(html.contains("VALID: linearizable (5 operations, 1 faults)"));
+    assert!(html.contains("VALID: linearizable (5 operations, 1 fault)"));
     assert!(!html.contains("id=\"anomaly\""));
     assert!(!run.path().join("anomaly.png").exists());
     assert_eq!(report.plots.len(), 3);

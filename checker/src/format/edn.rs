@@ -255,6 +255,12 @@ impl<'a> Forms<'a> {
     fn read_form(&mut self) -> Result<(u64, Edn<'a>), ReadError> {
         let line = self.line;
         let rest = &self.text[self.pos..];
+        // Op maps are nearly always flat and on one line: read those directly, and leave
+        // anything else (nesting beyond vectors, tags, sets, odd spacing) to the EDN reader.
+        if let Some((form, used)) = flat_map(rest) {
+            self.advance(used);
+            return Ok((line, form));
+        }
         let (form, remaining) = edn::read(rest).map_err(|e| {
             let at = line + e.line.unwrap_or(1) as u64 - 1;
             ReadError::at(at, format!("malformed EDN: {:?}", e.code))
@@ -305,4 +311,139 @@ impl<'a> Iterator for Forms<'a> {
 /// Parses one EDN value (used by the Jepsen log reader for the value column).
 pub(super) fn parse_value(text: &str) -> Result<Edn<'_>, String> {
     edn::read_string(text).map_err(|e| format!("malformed EDN value {text:?}: {:?}", e.code))
+}
+
+/// A one-line EDN map of keywords to scalars and vectors of them, as op maps are written, and the
+/// bytes it took; `None` for anything else (the general reader then takes it, errors included).
+fn flat_map(text: &str) -> Option<(Edn<'_>, usize)> {
+    let b = text.as_bytes();
+    let mut i = 1;
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut map = std::collections::BTreeMap::new();
+    loop {
+        i = skip_blanks(b, i)?;
+        if b[i] == b'}' {
+            return Some((Edn::Map(map), i + 1));
+        }
+        let (key, next) = flat_scalar(text, i)?;
+        if !matches!(key, Edn::Key(_)) {
+            return None;
+        }
+        i = skip_blanks(b, next)?;
+        let (value, next) = flat_value(text, i, 0)?;
+        map.insert(key, value);
+        i = next;
+    }
+}
+
+/// Skips spaces and commas on the current line; `None` at a line's or the text's end.
+fn skip_blanks(b: &[u8], mut i: usize) -> Option<usize> {
+    while i < b.len() && matches!(b[i], b' ' | b',' | b'\t') {
+        i += 1;
+    }
+    (i < b.len() && b[i] != b'\n' && b[i] != b'\r').then_some(i)
+}
+
+fn flat_value(text: &str, i: usize, depth: usize) -> Option<(Edn<'_>, usize)> {
+    let b = text.as_bytes();
+    if b[i] != b'[' {
+        return flat_scalar(text, i);
+    }
+    if depth > 2 {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut i = i + 1;
+    loop {
+        i = skip_blanks(b, i)?;
+        if b[i] == b']' {
+            return Some((Edn::Vector(items), i + 1));
+        }
+        let (item, next) = flat_value(text, i, depth + 1)?;
+        items.push(item);
+        i = next;
+    }
+}
+
+/// A keyword, an integer, a string without escapes, `nil`, `true` or `false`.
+fn flat_scalar(text: &str, i: usize) -> Option<(Edn<'_>, usize)> {
+    let b = text.as_bytes();
+    let end = |from: usize| {
+        from + b[from..]
+            .iter()
+            .position(|c| matches!(c, b' ' | b',' | b'\t' | b'\n' | b'\r' | b'}' | b']'))
+            .unwrap_or(b.len() - from)
+    };
+    match b[i] {
+        b':' => {
+            let e = end(i + 1);
+            let name = &text[i + 1..e];
+            let plain = !name.is_empty()
+                && name.bytes().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, b'-' | b'_' | b'?' | b'!' | b'.' | b'*' | b'+' | b'/')
+                });
+            plain.then(|| (Edn::Key(Cow::Borrowed(name)), e))
+        }
+        b'"' => {
+            let close = i
+                + 1
+                + b[i + 1..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c == b'\n')?;
+            (b[close] == b'"').then(|| (Edn::Str(Cow::Borrowed(&text[i + 1..close])), close + 1))
+        }
+        b'-' | b'0'..=b'9' => {
+            let e = end(i);
+            let digits = &text[i..e];
+            let n: i64 = digits.parse().ok()?;
+            // Leave 007, -0 and the like to the reader's own rules.
+            (n.to_string() == digits).then_some((Edn::Int(n), e))
+        }
+        _ => {
+            let e = end(i);
+            match &text[i..e] {
+                "nil" => Some((Edn::Nil, e)),
+                "true" => Some((Edn::Bool(true), e)),
+                "false" => Some((Edn::Bool(false), e)),
+                _ => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod flat_map_tests {
+    use super::*;
+
+    /// The fast path reads exactly what the EDN reader reads, and declines what it cannot.
+    #[test]
+    fn flat_maps_read_as_the_edn_reader_reads_them() {
+        for text in [
+            r#"{:process 6, :type :invoke, :f :append, :key "0", :value "x 6 0 y"}"#,
+            r#"{:process 0 :type :ok :f :read :value nil :time 123 :index -4}"#,
+            r#"{:type :invoke, :f :cas, :value [3 [1 2]], :process 7, :done? true}"#,
+            r#"{:process :nemesis, :type :info, :f :start, :value [], :ok false}"#,
+            "{}",
+        ] {
+            let (fast, used) = flat_map(text).unwrap_or_else(|| panic!("declined {text}"));
+            let (general, _) = edn::read(text).unwrap();
+            assert_eq!(fast, general, "{text}");
+            assert_eq!(used, text.len(), "{text}");
+        }
+        for text in [
+            r#"{:value "a \"quoted\" word"}"#,
+            "{:value 1.5}",
+            "{:value #{1 2}}",
+            "{:value {:a 1}}",
+            "{:process 1\n :type :ok}",
+            "{:f read}",
+            "{:value 007}",
+            "{:value +3}",
+        ] {
+            assert!(flat_map(text).is_none(), "{text}");
+        }
+    }
 }

@@ -154,9 +154,48 @@ pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), 
     Ok((history, format))
 }
 
-/// Reads a history file; see [`read_str`].
+/// Bytes of a JSONL file read and parsed at a time.
+const JSONL_PIECE: usize = 32 << 20;
+
+/// Reads a history file; see [`read_str`]. A JSONL file is read piece by piece, so its whole
+/// text is never in memory at once.
 pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(History, Format), ReadError> {
-    let mut text = String::new();
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    read_str(&text, options)
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(JSONL_PIECE.min(file.metadata()?.len() as usize + 1));
+    (&mut file).take(JSONL_PIECE as u64).read_to_end(&mut buf)?;
+    let format = match options.format {
+        Some(f) => f,
+        None => Format::detect(&String::from_utf8_lossy(&buf[..buf.len().min(1 << 16)]))?,
+    };
+    if format != Format::Jsonl {
+        file.read_to_end(&mut buf)?;
+        let text = String::from_utf8(buf).map_err(|_| invalid_utf8())?;
+        return read_str(&text, options);
+    }
+    let mut reader = jsonl::Reader::new();
+    let mut eof = buf.len() < JSONL_PIECE;
+    loop {
+        // Whole lines now; a last partial line waits for the next piece (a line longer than
+        // a piece makes the buffer grow).
+        let cut = if eof {
+            buf.len()
+        } else {
+            buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        };
+        let text = std::str::from_utf8(&buf[..cut]).map_err(|_| invalid_utf8())?;
+        reader.feed(text)?;
+        if eof {
+            return Ok((reader.finish(), format));
+        }
+        buf.drain(..cut);
+        let read = (&mut file).take(JSONL_PIECE as u64).read_to_end(&mut buf)?;
+        eof = read < JSONL_PIECE;
+    }
+}
+
+fn invalid_utf8() -> ReadError {
+    ReadError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "stream did not contain valid UTF-8",
+    ))
 }

@@ -201,6 +201,26 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
     };
     let mut needs = Vec::new();
     for &i in ops {
+        // A CAS whose precondition failed saw some other value: it needs a writer of one.
+        if let (Call::Cas { expected, .. }, Outcome::PreconditionFailed) =
+            (&op(i).call, &op(i).outcome)
+        {
+            let others: Vec<u32> = ops
+                .iter()
+                .copied()
+                .filter(|&j| j != i)
+                .filter(|&j| match (&op(j).call, &op(j).outcome) {
+                    (_, Outcome::Fail | Outcome::PreconditionFailed) => false,
+                    (Call::Write(v) | Call::Cas { new: v, .. }, _) => Some(v) != expected.as_ref(),
+                    (Call::Delete, _) => expected.is_some(),
+                    _ => false,
+                })
+                .collect();
+            if !others.is_empty() && appends.is_empty() {
+                needs.push((i, vec![others]));
+            }
+            continue;
+        }
         let seen = match (&op(i).call, &op(i).outcome) {
             (Call::Read, Outcome::Ok(Some(v))) => v,
             (

@@ -237,6 +237,7 @@ fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult
     let results = RunResults {
         verdict: result.verdict,
         test: "generated".into(),
+        system: String::new(),
         seed: 11,
         profile: "generated".into(),
         nemesis: "generated".into(),
@@ -262,6 +263,7 @@ fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult
                 end_ns: (*e * 1e9) as u64,
             })
             .collect(),
+        messages: None,
         checker: CheckerSummary::from(result),
     };
     std::fs::write(

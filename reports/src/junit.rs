@@ -2,7 +2,7 @@
 //!
 //! The shape follows the common JUnit schema (Ant's / Jenkins' `junit-10.xsd`): `<testsuites>`
 //! holding one `<testsuite>` with `name`, `tests`, `failures`, `errors`, `skipped`, `time`,
-//! `timestamp` and `hostname`, its `<properties>` (seed, profile, nemesis, counts with CAS
+//! `timestamp` and `hostname`, its `<properties>` (system under test, seed, profile, nemesis, counts with CAS
 //! misses apart from failures, node args, whether the run was interrupted), one
 //! `<testcase name="linearizable">`, `<system-out>` (a summary) and `<system-err>`. An anomaly
 //! is a `<failure>` carrying the checker's explanation of every invalid key; an unknown verdict
@@ -46,7 +46,8 @@ pub fn junit_xml(r: &RunResults) -> String {
         r#"  <testsuite name="{name}" tests="1" failures="{failures}" errors="{errors}" skipped="0" time="{time}" timestamp="{timestamp}" hostname="localhost">"#
     );
     let _ = writeln!(x, "    <properties>");
-    let props: [(&str, String); 11] = [
+    let props: [(&str, String); 12] = [
+        ("system", r.system().to_owned()),
         ("seed", r.seed.to_string()),
         ("profile", r.profile.clone()),
         ("nemesis", r.nemesis.clone()),

@@ -39,5 +39,5 @@ pub use anomaly::missed_write;
 pub use error::ReportError;
 pub use html::{Report, render, render_with, write_index};
 pub use junit::junit_xml;
-pub use results::{CheckerSummary, FaultWindow, Quantiles, RunResults};
+pub use results::{CheckerSummary, FaultWindow, MessageStats, NodeMessages, Quantiles, RunResults};
 pub use run::read_results;

@@ -14,6 +14,11 @@ pub struct RunResults {
     pub verdict: Verdict,
     /// The test's name (the run directory's parent).
     pub test: String,
+    /// What the system under test is, e.g. `kvnode` or
+    /// `maelstrom: examples/maelstrom/lin_kv_single.py`; empty for older runs, which all tested
+    /// kvnode (see [`RunResults::system`]).
+    #[serde(default)]
+    pub system: String,
     pub seed: u64,
     /// Workload profile name.
     pub profile: String,
@@ -58,7 +63,37 @@ pub struct RunResults {
     pub interrupted: bool,
     /// Every fault the nemesis injected, in order.
     pub faults: Vec<FaultWindow>,
+    /// Message counts, for systems whose messages pass through the bench.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessageStats>,
     pub checker: CheckerSummary,
+}
+
+/// What the bench's router counted of the messages of a run whose system's messages pass
+/// through it (`messages.jsonl` has each of them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MessageStats {
+    /// Every message the router saw, client ones too (duplicates counted).
+    pub total: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    /// Copies the nemesis added.
+    pub duplicated: u64,
+    /// Node-to-node messages sent (the figure people compare protocols by) ...
+    pub between_nodes: u64,
+    /// ... per completed client operation.
+    pub per_operation: f64,
+    /// Per node: sent, received (all messages).
+    pub by_node: BTreeMap<String, NodeMessages>,
+    /// Per body type, all messages.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+/// One node's messages, client ones included.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeMessages {
+    pub sent: u64,
+    pub received: u64,
 }
 
 /// Latency quantiles of one function, milliseconds.
@@ -114,6 +149,15 @@ impl From<&CheckResult> for CheckerSummary {
 }
 
 impl RunResults {
+    /// The system under test in a few words: `kvnode` for runs recorded before it was named.
+    pub fn system(&self) -> &str {
+        if self.system.is_empty() {
+            "kvnode"
+        } else {
+            &self.system
+        }
+    }
+
     /// The invalid key whose impossible operation was invoked first, if any: the one the report
     /// draws (the earliest sign that something went wrong).
     pub fn earliest_anomaly(&self) -> Option<&KeyResult> {

@@ -42,6 +42,7 @@ fn results(verdict: Verdict, test: &str) -> RunResults {
     RunResults {
         verdict,
         test: test.into(),
+        system: String::new(),
         seed: 7,
         profile: "register".into(),
         nemesis: "kill".into(),
@@ -59,6 +60,7 @@ fn results(verdict: Verdict, test: &str) -> RunResults {
         node_args: Vec::new(),
         interrupted: false,
         faults: vec![],
+        messages: None,
         checker: CheckerSummary {
             elapsed_ms: 12.5,
             states: 18,
@@ -197,6 +199,13 @@ fn the_properties_count_cas_misses_apart_and_name_the_node_args() {
         assert!(xml.contains(p), "{p} in {xml}");
     }
     assert!(xml.contains("(ok 6, CAS miss 3, fail 1, info 1)"), "{xml}");
+    // A run recorded before the system was named tested kvnode.
+    assert!(
+        xml.contains(r#"<property name="system" value="kvnode"/>"#),
+        "{xml}"
+    );
+    r.system = "maelstrom: lin_kv.py".into();
+    assert!(junit_xml(&r).contains(r#"<property name="system" value="maelstrom: lin_kv.py"/>"#));
     assert!(xml.contains("interrupted: partial history"), "{xml}");
 }
 

@@ -29,4 +29,4 @@ mod error;
 pub use error::NemesisError;
 pub use fault::{Fault, Grudge, Shape, Target, Trouble};
 pub use proxy::{Link, LinkLayer};
-pub use schedule::{FaultKind, ScheduleSpec, Step, StepSpec, builtin_names};
+pub use schedule::{FaultKind, ScheduleSpec, Step, StepSpec, TroubleSettings, builtin_names};

@@ -501,3 +501,20 @@ fn a_periodic_schedule_built_in_code_with_a_bad_percentage_is_refused_before_pla
         "planning it panics rather than drop 150% of messages"
     );
 }
+
+#[test]
+fn the_message_level_examples_in_the_docs_read_and_are_message_level() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/nemesis.md");
+    let doc = std::fs::read_to_string(doc).unwrap();
+    let section = &doc[doc.find("## Message-level faults").expect("the section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut examples = 0;
+    for block in section.split("```toml\n").skip(1) {
+        let example = &block[..block.find("```").unwrap()];
+        let spec = parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert!(spec.message_level(), "{example}");
+        spec.check(&nodes(3), secs(60)).unwrap();
+        examples += 1;
+    }
+    assert_eq!(examples, 2, "a periodic and a timed example");
+}

@@ -1,8 +1,13 @@
 //! The fault vocabulary shared by schedules, the bench's history and its reports.
 //!
 //! A [`Fault`] names the start of a fault; its end is implied (kill → restart, pause → resume,
-//! partition → heal) and named by [`Fault::end_name`]. Names follow Jepsen's nemesis so that a
-//! history reads the same to people who know Jepsen.
+//! partition → heal, network trouble → calm) and named by [`Fault::end_name`]. Names follow
+//! Jepsen's nemesis so that a history reads the same to people who know Jepsen.
+//!
+//! Most faults act on processes or on TCP links and so apply to every system the bench runs.
+//! [`Fault::Network`] is *message-level* ([`Fault::message_level`]): it delays, drops, duplicates
+//! or reorders single messages, which only a router that sees every message can do, so it
+//! applies only to nodes whose messages pass through the bench (Maelstrom mode).
 //!
 //! A partition is stored as a *grudge*, as in Jepsen: for each node, the nodes whose traffic it
 //! drops. A grudge can express asymmetric shapes (the majorities ring on an even or large node
@@ -207,7 +212,8 @@ impl Shape {
     }
 }
 
-/// The start of one fault. Serialised with a `kind` tag, e.g. `{"kind":"kill","nodes":["n2"]}`.
+/// The start of one fault. Serialised with a `kind` tag, e.g. `{"kind":"kill","nodes":["n2"]}`
+/// or `{"kind":"network","trouble":{"delay_ms":20,...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
@@ -217,6 +223,57 @@ pub enum Fault {
     Pause { nodes: Vec<String> },
     /// Cut the links in the grudge; the end heals every link.
     Partition { shape: Shape, grudge: Grudge },
+    /// Trouble every message between two nodes; the end delivers messages promptly again.
+    /// Message-level: only for nodes whose messages pass through the bench.
+    Network { trouble: Trouble },
+}
+
+/// Message-level trouble on every link between two nodes (client links are untouched). The
+/// bench's router applies it to each message independently of the others. A field at 0 turns
+/// its kind of trouble off, so the default troubles nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    /// Every message is held back this long ...
+    pub delay_ms: u32,
+    /// ... plus a uniformly drawn 0..=jitter_ms.
+    pub jitter_ms: u32,
+    /// Percent of messages dropped.
+    pub loss_pct: u8,
+    /// Percent of messages delivered twice (the copy with its own delay).
+    pub duplicate_pct: u8,
+    /// Percent of messages held back an extra 0..=reorder_window_ms so later ones overtake them.
+    pub reorder_pct: u8,
+    /// The most a reordered message is held back beyond its delay.
+    pub reorder_window_ms: u32,
+}
+
+impl Trouble {
+    /// What this trouble does, in a few words joined by `, `: `delay 20±20 ms`, `loss 20%`,
+    /// `duplicate 20%`, `reorder 50% within 20 ms`; `no trouble` if every field is 0.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.delay_ms, self.jitter_ms) {
+            (0, 0) => {}
+            (delay, 0) => parts.push(format!("delay {delay} ms")),
+            (delay, jitter) => parts.push(format!("delay {delay}±{jitter} ms")),
+        }
+        if self.loss_pct > 0 {
+            parts.push(format!("loss {}%", self.loss_pct));
+        }
+        if self.duplicate_pct > 0 {
+            parts.push(format!("duplicate {}%", self.duplicate_pct));
+        }
+        if self.reorder_pct > 0 {
+            parts.push(format!(
+                "reorder {}% within {} ms",
+                self.reorder_pct, self.reorder_window_ms
+            ));
+        }
+        if parts.is_empty() {
+            return "no trouble".to_owned();
+        }
+        parts.join(", ")
+    }
 }
 
 impl Fault {
@@ -228,12 +285,14 @@ impl Fault {
         }
     }
 
-    /// Jepsen's name for the start of this fault (the history's `f`).
+    /// Jepsen's name for the start of this fault (the history's `f`). Network trouble takes the
+    /// name of Jepsen's packet nemesis, which does the same to packets with `tc netem`.
     pub fn start_name(&self) -> &'static str {
         match self {
             Fault::Kill { .. } => "kill",
             Fault::Pause { .. } => "pause",
             Fault::Partition { .. } => "start-partition",
+            Fault::Network { .. } => "start-packet",
         }
     }
 
@@ -243,12 +302,21 @@ impl Fault {
             Fault::Kill { .. } => "restart",
             Fault::Pause { .. } => "resume",
             Fault::Partition { .. } => "stop-partition",
+            Fault::Network { .. } => "stop-packet",
         }
     }
 
-    /// A few words for plots and progress lines: `kill n2`, `pause n1 n3`, `partition halves`.
+    /// Whether this fault acts on single messages ([`Fault::Network`]), and so applies only to
+    /// nodes whose messages pass through the bench.
+    pub fn message_level(&self) -> bool {
+        matches!(self, Fault::Network { .. })
+    }
+
+    /// A few words for plots and progress lines: `kill n2`, `pause n1 n3`, `partition halves`,
+    /// `network: loss 20%`.
     pub fn label(&self) -> String {
         match self {
+            Fault::Network { trouble } => format!("network: {}", trouble.label()),
             Fault::Kill { nodes } => format!("kill {}", nodes.join(" ")),
             Fault::Pause { nodes } => format!("pause {}", nodes.join(" ")),
             Fault::Partition { shape, grudge } => {
@@ -270,16 +338,16 @@ impl Fault {
         }
     }
 
-    /// The nodes a process fault hits; empty for a partition.
+    /// The nodes a process fault hits; empty for a partition and for network trouble.
     pub fn nodes(&self) -> &[String] {
         match self {
             Fault::Kill { nodes } | Fault::Pause { nodes } => nodes,
-            Fault::Partition { .. } => &[],
+            Fault::Partition { .. } | Fault::Network { .. } => &[],
         }
     }
 
     /// The directed links `(from, to)` to cut, sorted: `from`'s traffic to `to` is dropped.
-    /// Empty for a process fault.
+    /// Empty for a process fault and for network trouble (which cuts no link).
     pub fn cut_links(&self) -> Vec<(String, String)> {
         let Fault::Partition { grudge, .. } = self else {
             return Vec::new();

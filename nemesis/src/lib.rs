@@ -1,7 +1,10 @@
 //! The nemesis: what faults kvlab injects, when, and how.
 //!
 //! Start with [`fault`]: the one vocabulary (kill/restart, pause/resume, partition shapes and
-//! heal, with Jepsen's names) that schedules, the bench's history and its reports share. Then:
+//! heal, message-level network trouble and its end, with Jepsen's names) that schedules, the
+//! bench's history and its reports share. Network trouble (delay, loss, duplication, reordering
+//! of single messages) is described here but applied by the bench's message router, so it
+//! applies only to nodes whose messages pass through the bench. Then:
 //!
 //! - [`schedule`]: a [`ScheduleSpec`] (a built-in name or a TOML file; periodic, or timed with
 //!   explicit [`StepSpec`]s) and its [`plan`](ScheduleSpec::plan): the concrete,
@@ -24,6 +27,6 @@ pub mod schedule;
 mod error;
 
 pub use error::NemesisError;
-pub use fault::{Fault, Grudge, Shape, Target};
+pub use fault::{Fault, Grudge, Shape, Target, Trouble};
 pub use proxy::{Link, LinkLayer};
-pub use schedule::{FaultKind, ScheduleSpec, Step, StepSpec, builtin_names};
+pub use schedule::{FaultKind, ScheduleSpec, Step, StepSpec, TroubleSettings, builtin_names};

@@ -28,7 +28,18 @@
 //!
 //! Fault kinds: `kill`, `pause`, `partition` (halves), `partition-one` (isolate one node),
 //! `partition-ring` (majorities ring), `partition-bridge`, `partition-one-way` (one node stops
-//! hearing the others), `partition-leader` (isolate the current leader; resolved by the runner).
+//! hearing the others), `partition-leader` (isolate the current leader; resolved by the runner),
+//! and the message-level `delay`, `loss`, `duplicate` and `reorder` ([`FaultKind::message_level`]),
+//! which only nodes whose messages pass through the bench can suffer. Their settings have
+//! built-in values that a periodic schedule's `[trouble]` table or a step's `trouble` may change
+//! ([`TroubleSettings`]):
+//!
+//! ```toml
+//! faults = ["delay", "loss"]
+//! [trouble]
+//! delay_ms = 100       # delay's own keys change delay faults ...
+//! loss_pct = 5         # ... and loss's keys loss faults
+//! ```
 //!
 //! A file is checked on its own when read ([`ScheduleSpec::from_toml`]); whether a timed
 //! schedule fits a run (its node names, its node count, its time limit) is checked by
@@ -36,6 +47,7 @@
 
 mod file;
 mod timed;
+mod trouble;
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,6 +59,7 @@ use crate::NemesisError;
 use crate::fault::{Fault, Shape, Target};
 
 pub use timed::StepSpec;
+pub use trouble::TroubleSettings;
 
 /// One kind of fault a schedule may draw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +74,26 @@ pub enum FaultKind {
     PartitionBridge,
     PartitionOneWay,
     PartitionLeader,
+    /// Every message between nodes is held back a while (message-level).
+    Delay,
+    /// Some messages between nodes are dropped (message-level).
+    Loss,
+    /// Some messages between nodes are delivered twice (message-level).
+    Duplicate,
+    /// Some messages between nodes are held back so that later ones overtake them
+    /// (message-level).
+    Reorder,
 }
 
 impl FaultKind {
     fn shape(self) -> Option<Shape> {
         match self {
-            FaultKind::Kill | FaultKind::Pause => None,
+            FaultKind::Kill
+            | FaultKind::Pause
+            | FaultKind::Delay
+            | FaultKind::Loss
+            | FaultKind::Duplicate
+            | FaultKind::Reorder => None,
             FaultKind::Partition => Some(Shape::Halves),
             FaultKind::PartitionOne => Some(Shape::IsolateOne),
             FaultKind::PartitionRing => Some(Shape::MajoritiesRing),
@@ -87,24 +114,56 @@ impl FaultKind {
             FaultKind::PartitionBridge => "partition-bridge",
             FaultKind::PartitionOneWay => "partition-one-way",
             FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::Delay => "delay",
+            FaultKind::Loss => "loss",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Reorder => "reorder",
         }
     }
 
-    /// Whether this kind means anything on `n` nodes (a partition needs at least two or three).
-    pub fn possible(self, n: usize) -> bool {
-        n >= self.shape().map_or(1, Shape::min_nodes)
+    /// Whether this kind acts on single messages between nodes, and so applies only to nodes
+    /// whose messages pass through the bench (it draws a [`Fault::Network`]).
+    pub fn message_level(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Delay | FaultKind::Loss | FaultKind::Duplicate | FaultKind::Reorder
+        )
     }
 
-    /// Draws a concrete fault. Panics unless [`FaultKind::possible`] holds for `nodes.len()`.
+    /// Whether this kind means anything on `n` nodes (a partition needs at least two or three;
+    /// message-level trouble needs a link between two nodes).
+    pub fn possible(self, n: usize) -> bool {
+        let min = if self.message_level() { 2 } else { 1 };
+        n >= self.shape().map_or(min, Shape::min_nodes)
+    }
+
+    /// Draws a concrete fault; a message-level kind gets its built-in settings (see
+    /// [`TroubleSettings`]) and draws nothing. Panics unless [`FaultKind::possible`] holds for
+    /// `nodes.len()`.
     pub fn draw<R: Rng + ?Sized>(self, nodes: &[String], target: Target, rng: &mut R) -> Fault {
+        self.draw_with(nodes, target, &TroubleSettings::default(), rng)
+    }
+
+    /// [`FaultKind::draw`] with a schedule's settings for the message-level kinds.
+    fn draw_with<R: Rng + ?Sized>(
+        self,
+        nodes: &[String],
+        target: Target,
+        settings: &TroubleSettings,
+        rng: &mut R,
+    ) -> Fault {
+        if let Some(trouble) = settings.trouble(self) {
+            return Fault::Network { trouble };
+        }
         match (self, self.shape()) {
             (_, Some(shape)) => Fault::partition(shape, nodes, rng),
             (FaultKind::Kill, None) => Fault::Kill {
                 nodes: target.resolve(nodes, rng),
             },
-            (_, None) => Fault::Pause {
+            (FaultKind::Pause, None) => Fault::Pause {
                 nodes: target.resolve(nodes, rng),
             },
+            (kind, None) => unreachable!("{kind:?} is message-level, drawn above"),
         }
     }
 }
@@ -131,8 +190,9 @@ impl Step {
 /// checks it as a file is checked.
 ///
 /// Invariant: either `steps` is empty and the schedule is periodic (`interval`, `duration`,
-/// `faults` and `target` apply), or it is timed: `steps` are valid on their own, in time order
-/// and never overlap, `faults` is empty and `interval`, `duration` and `target` are unused.
+/// `faults`, `target` and `trouble` apply), or it is timed: `steps` are valid on their own, in
+/// time order and never overlap, `faults` is empty, `trouble` is empty (each step has its own)
+/// and `interval`, `duration` and `target` are unused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "file::SpecFile", into = "file::SpecFile")]
 pub struct ScheduleSpec {
@@ -142,6 +202,8 @@ pub struct ScheduleSpec {
     pub duration: Duration,
     pub faults: Vec<FaultKind>,
     pub target: Target,
+    /// The `[trouble]` table of a periodic schedule: its settings for the message-level kinds.
+    pub trouble: TroubleSettings,
     /// The `[[step]]` tables of a timed schedule; empty for a periodic one.
     pub steps: Vec<StepSpec>,
 }
@@ -187,6 +249,29 @@ const BUILTINS: &[(&str, &str)] = &[
         "mix",
         "every 5s, a random one of kill, pause and partition for 5s",
     ),
+    (
+        "delay",
+        "every 5s, delay every message between nodes by 20 ms plus up to 20 ms for 5s \
+         (message-level)",
+    ),
+    (
+        "loss",
+        "every 5s, drop 20% of the messages between nodes for 5s (message-level)",
+    ),
+    (
+        "duplicate",
+        "every 5s, deliver 20% of the messages between nodes twice for 5s (message-level)",
+    ),
+    (
+        "reorder",
+        "every 5s, hold back 50% of the messages between nodes by up to 20 ms for 5s \
+         (message-level)",
+    ),
+    (
+        "net-mix",
+        "every 5s, a random one of partition, partition-one, delay, loss, duplicate and \
+         reorder for 5s (message-level)",
+    ),
 ];
 
 /// The built-in schedules as `(name, description)`, for `--help` and error messages.
@@ -209,6 +294,11 @@ impl ScheduleSpec {
             "partition-one-way" => vec![PartitionOneWay],
             "partition-leader" => vec![PartitionLeader],
             "mix" => vec![Kill, Pause, Partition],
+            "delay" => vec![Delay],
+            "loss" => vec![Loss],
+            "duplicate" => vec![Duplicate],
+            "reorder" => vec![Reorder],
+            "net-mix" => vec![Partition, PartitionOne, Delay, Loss, Duplicate, Reorder],
             "kill-leader" | "pause-leader" => {
                 vec![if name == "kill-leader" { Kill } else { Pause }]
             }
@@ -231,8 +321,20 @@ impl ScheduleSpec {
             } else {
                 Target::One
             },
+            trouble: TroubleSettings::default(),
             steps: Vec::new(),
         })
+    }
+
+    /// Whether any of this schedule's kinds, or any of its steps, is message-level
+    /// ([`FaultKind::message_level`]): such a schedule can run only on nodes whose messages pass
+    /// through the bench.
+    pub fn message_level(&self) -> bool {
+        let mut kinds = self
+            .faults
+            .iter()
+            .chain(self.steps.iter().map(|s| &s.fault));
+        kinds.any(|k| k.message_level())
     }
 
     /// A built-in if `s` names one, else the TOML file at path `s`.
@@ -280,14 +382,18 @@ impl ScheduleSpec {
 
     /// Whether this schedule can run as written on `nodes` for `total`: every node a timed step
     /// names is one of `nodes`, every step's kind is possible on this many nodes, and the last
-    /// step ends by `total`. A periodic schedule always fits: kinds it cannot draw are left out
-    /// of its plan, and it plans only the faults that end in time.
+    /// step ends by `total`. A periodic schedule fits if its `trouble` keeps the rules of
+    /// [`TroubleSettings`] (always, unless it was built in code): kinds it cannot draw are left
+    /// out of its plan, and it plans only the faults that end in time.
     pub fn check(&self, nodes: &[String], total: Duration) -> Result<(), NemesisError> {
-        timed::check_run(&self.steps, nodes, total).map_err(|message| {
-            NemesisError::ScheduleImpossible {
-                name: self.name.clone(),
-                message,
-            }
+        let problem = if self.steps.is_empty() {
+            self.trouble.problem(&self.faults).map_or(Ok(()), Err)
+        } else {
+            timed::check_run(&self.steps, nodes, total)
+        };
+        problem.map_err(|message| NemesisError::ScheduleImpossible {
+            name: self.name.clone(),
+            message,
         })
     }
 
@@ -299,14 +405,16 @@ impl ScheduleSpec {
     /// are left out; if none remain, or `duration` is zero, the plan is empty.
     ///
     /// A timed schedule gives its steps as written, with what they leave open (the nodes, the
-    /// partition's sides) drawn in order from `seed`. Panics unless [`ScheduleSpec::check`]
-    /// passes for `nodes` and `total`: a step the runner cannot apply must be refused before
-    /// the run, not skipped in silence.
+    /// partition's sides) drawn in order from `seed`.
+    ///
+    /// Panics unless [`ScheduleSpec::check`] passes for `nodes` and `total`: a step the runner
+    /// cannot apply, or trouble it cannot make, must be refused before the run, not skipped in
+    /// silence.
     pub fn plan(&self, nodes: &[String], seed: u64, total: Duration) -> Vec<Step> {
+        if let Err(e) = self.check(nodes, total) {
+            panic!("planning a schedule that does not fit the run: {e}");
+        }
         if !self.steps.is_empty() {
-            if let Err(e) = self.check(nodes, total) {
-                panic!("planning a timed schedule that does not fit the run: {e}");
-            }
             return timed::plan(&self.steps, nodes, seed);
         }
         let kinds: Vec<FaultKind> = self
@@ -323,7 +431,7 @@ impl ScheduleSpec {
         let mut at = self.interval;
         while at + self.duration < total {
             let kind = *kinds.choose(&mut rng).expect("kinds is not empty");
-            let fault = kind.draw(nodes, self.target, &mut rng);
+            let fault = kind.draw_with(nodes, self.target, &self.trouble, &mut rng);
             steps.push(Step {
                 at,
                 fault,

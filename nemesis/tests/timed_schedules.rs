@@ -108,7 +108,7 @@ fn bad_timed_files_give_one_line_errors_naming_file_line_and_step() {
         (
             "[[step]]\nat = \"5s\"\nfault = \"kill\"\nfor = \"3s\"\n".into(),
             "t.toml:4: unknown field `for`, expected one of `at`, `fault`, `duration`, \
-             `target`, `nodes`",
+             `target`, `nodes`, `trouble`",
         ),
         (
             "[[step]]\nat = \"5s\"\nfault = \"kill\"\n".into(),
@@ -117,14 +117,14 @@ fn bad_timed_files_give_one_line_errors_naming_file_line_and_step() {
         (
             format!("faults = [\"kill\"]\n{kill5}"),
             "t.toml:1: `faults` cannot be mixed with `[[step]]`: a schedule is either periodic \
-             (`faults`, `interval`, `duration`, `target`) or timed (`[[step]]` tables, each \
-             with its own `duration` and `target`)",
+             (`faults`, `interval`, `duration`, `target`, `trouble`) or timed (`[[step]]` \
+             tables, each with its own `duration`, `target` and `trouble`)",
         ),
         (
             format!("name = \"x\"\ninterval = \"1s\"\n{kill5}"),
             "t.toml:2: `interval` cannot be mixed with `[[step]]`: a schedule is either \
-             periodic (`faults`, `interval`, `duration`, `target`) or timed (`[[step]]` \
-             tables, each with its own `duration` and `target`)",
+             periodic (`faults`, `interval`, `duration`, `target`, `trouble`) or timed \
+             (`[[step]]` tables, each with its own `duration`, `target` and `trouble`)",
         ),
         (
             step("5s", "partition", "target = \"all\"\n"),

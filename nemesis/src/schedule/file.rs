@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::{FaultKind, ScheduleSpec, StepSpec, duration_text, five_seconds, timed};
+use super::{
+    FaultKind, ScheduleSpec, StepSpec, TroubleSettings, duration_text, five_seconds, timed,
+};
 use crate::fault::Target;
 
 #[derive(Serialize, Deserialize)]
@@ -34,6 +36,8 @@ pub(super) struct SpecFile {
     faults: Option<Vec<FaultKind>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trouble: Option<TroubleSettings>,
     #[serde(default, rename = "step", skip_serializing_if = "Option::is_none")]
     steps: Option<Vec<StepSpec>>,
 }
@@ -63,6 +67,7 @@ impl Invalid {
             interval: Option<Spanned<toml::Value>>,
             duration: Option<Spanned<toml::Value>>,
             target: Option<Spanned<toml::Value>>,
+            trouble: Option<Spanned<toml::Value>>,
         }
         let Ok(places) = toml::from_str::<Places>(text) else {
             return 0;
@@ -74,6 +79,7 @@ impl Invalid {
             Place::Key("interval") => key(places.interval),
             Place::Key("duration") => key(places.duration),
             Place::Key("target") => key(places.target),
+            Place::Key("trouble") => key(places.trouble),
             Place::Key("step") => places.step.map(|steps| steps.span()),
             Place::Key(_) => None,
             Place::Step(i) => places
@@ -99,6 +105,7 @@ impl SpecFile {
             duration,
             faults,
             target,
+            trouble,
             steps,
         } = self;
         if let Some(steps) = steps {
@@ -107,14 +114,16 @@ impl SpecFile {
                 ("interval", interval.is_some()),
                 ("duration", duration.is_some()),
                 ("target", target.is_some()),
+                ("trouble", trouble.is_some()),
             ];
             if let Some((key, _)) = periodic.into_iter().find(|(_, given)| *given) {
                 return Err(Invalid {
                     place: Place::Key(key),
                     message: format!(
                         "`{key}` cannot be mixed with `[[step]]`: a schedule is either periodic \
-                         (`faults`, `interval`, `duration`, `target`) or timed (`[[step]]` \
-                         tables, each with its own `duration` and `target`)"
+                         (`faults`, `interval`, `duration`, `target`, `trouble`) or timed \
+                         (`[[step]]` tables, each with its own `duration`, `target` and \
+                         `trouble`)"
                     ),
                 });
             }
@@ -125,6 +134,7 @@ impl SpecFile {
                 duration: five_seconds(),
                 faults: Vec::new(),
                 target: Target::default(),
+                trouble: TroubleSettings::default(),
                 steps,
             });
         }
@@ -142,12 +152,20 @@ impl SpecFile {
                 message: "duration must be positive".into(),
             });
         }
+        let trouble = trouble.unwrap_or_default();
+        if let Some(message) = trouble.problem(&faults) {
+            return Err(Invalid {
+                place: Place::Key("trouble"),
+                message,
+            });
+        }
         Ok(ScheduleSpec {
             name,
             interval: interval.unwrap_or_else(five_seconds),
             duration,
             faults,
             target: target.unwrap_or_default(),
+            trouble,
             steps: Vec::new(),
         })
     }
@@ -170,6 +188,7 @@ impl From<ScheduleSpec> for SpecFile {
                 duration: Some(spec.duration),
                 faults: Some(spec.faults),
                 target: Some(spec.target),
+                trouble: (!spec.trouble.is_empty()).then_some(spec.trouble),
                 steps: None,
             }
         } else {
@@ -179,6 +198,7 @@ impl From<ScheduleSpec> for SpecFile {
                 duration: None,
                 faults: None,
                 target: None,
+                trouble: None,
                 steps: Some(spec.steps),
             }
         }

@@ -13,7 +13,7 @@ use rand::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::file::{Invalid, Place};
-use super::{FaultKind, Step, duration_text};
+use super::{FaultKind, Step, TroubleSettings, duration_text};
 use crate::fault::{Fault, Shape, Target, deafen, isolate};
 
 /// One `[[step]]` of a timed schedule as written: `fault` starts `at` (since the run started)
@@ -23,7 +23,8 @@ use crate::fault::{Fault, Shape, Target, deafen, isolate};
 /// Rules, checked when the schedule is read: `duration` is positive; `target` is given only for
 /// a kill or pause, and not together with `nodes`; `nodes`, if given, is a non-empty list of
 /// distinct names for a kill or pause, and exactly one name for `partition-one` and
-/// `partition-one-way` (the node cut off); other kinds take no `nodes`.
+/// `partition-one-way` (the node cut off); other kinds take no `nodes`; `trouble` keeps the rules
+/// of [`TroubleSettings`] for this step's kind alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
@@ -39,6 +40,9 @@ pub struct StepSpec {
     /// `partition-one-way` deafens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<String>>,
+    /// Changes to the settings of a message-level kind, for this step.
+    #[serde(default, skip_serializing_if = "TroubleSettings::is_empty")]
+    pub trouble: TroubleSettings,
 }
 
 impl StepSpec {
@@ -65,6 +69,9 @@ impl StepSpec {
         }
         if self.target.is_some() && !process {
             return Some("`target` applies only to kill and pause".into());
+        }
+        if let Some(problem) = self.trouble.problem(&[self.fault]) {
+            return Some(problem);
         }
         let nodes = self.nodes.as_ref()?;
         if self.target.is_some() {
@@ -94,7 +101,9 @@ impl StepSpec {
     /// The concrete step on `nodes`; draws from `rng` only what the step leaves open.
     fn draw<R: Rng + ?Sized>(&self, nodes: &[String], rng: &mut R) -> Step {
         let fault = match (&self.nodes, self.fault) {
-            (None, kind) => kind.draw(nodes, self.target.unwrap_or_default(), rng),
+            (None, kind) => {
+                kind.draw_with(nodes, self.target.unwrap_or_default(), &self.trouble, rng)
+            }
             (Some(named), FaultKind::Kill) => Fault::Kill {
                 nodes: named.clone(),
             },

@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bench::cluster::{Cluster, ClusterSpec, find_kvnode};
 use bench::profile::Profile;
 use bench::recorder::{Event, Process, Recorder};
 use bench::run::measure_workload;
+use bench::system::kvnode::{Cluster, ClusterSpec, find_kvnode};
 use kvnode::config::Timing;
 
 fn main() -> anyhow::Result<()> {
@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
             let (mut off, mut on, mut events) = (0.0, 0.0, 0.0);
             for recording in [false, true, true, false] {
                 let t = measure_workload(
-                    &cluster.config,
+                    &cluster,
                     profile.clone(),
                     length,
                     recording.then_some(path.as_path()),

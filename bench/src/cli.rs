@@ -29,8 +29,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a kvnode cluster under faults, record, check (exit 0 valid, 1 anomaly, 2 unknown).
-    Run(RunArgs),
+    /// Run a cluster (kvnode, or any Maelstrom node) under faults, record, check (exit 0 valid,
+    /// 1 anomaly, 2 unknown).
+    Run(Box<RunArgs>),
     /// Check a history for linearizability (exit 0 valid, 1 invalid, 2 unknown).
     Check(CheckArgs),
     /// Render a run's report again: report.html, the plots, results.xml and the runs index.
@@ -58,6 +59,16 @@ pub enum Command {
 
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
+    /// The system under test: kvnode (kvlab's own store) or maelstrom (any program speaking
+    /// Maelstrom's protocol, given with --bin). Default kvnode.
+    #[arg(long, value_name = "NAME")]
+    pub system: Option<String>,
+    /// --system maelstrom: the node program, started once per node.
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<std::path::PathBuf>,
+    /// --system maelstrom: an argument for the node program (repeatable).
+    #[arg(long, allow_hyphen_values = true, value_name = "ARG")]
+    pub bin_arg: Vec<String>,
     /// How long the workload runs, e.g. 30s (default 60s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub time_limit: Option<Duration>,
@@ -70,7 +81,7 @@ pub struct RunArgs {
     /// Seed for every random choice (default: from the clock; recorded in config.toml).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Number of kvnode processes (default 3).
+    /// Number of nodes (default 3).
     #[arg(long)]
     pub nodes: Option<usize>,
     /// Name of the test (default: profile-nemesis).
@@ -169,72 +180,4 @@ fn model_parser() -> impl clap::builder::TypedValueParser<Value = checker::Model
         .map(|m| clap::builder::PossibleValue::new(m.name()).help(m.about()));
     clap::builder::PossibleValuesParser::new(models)
         .map(|name| name.parse().expect("a model of ModelKind::ALL"))
-}
-
-/// Runs the command line; returns the process exit code.
-pub fn main() -> u8 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return code;
-        }
-    };
-    match cli.command {
-        Command::Run(args) => crate::run::main(&args),
-        Command::Check(args) => crate::check::run(&args),
-        Command::Report(args) => report(&args),
-        Command::Cluster(args) => crate::run::cluster_main(&args),
-        Command::Profiles => {
-            print!("{}", two_columns(crate::profile::BUILTINS));
-            0
-        }
-        Command::Kvctl { args } => kvnode::kvctl::main_from("bench kvctl", args),
-        Command::Kvnode { args } => {
-            // Exit codes of kvnode are small; anything else maps to failure.
-            match kvnode::cli::main_from(args) {
-                c if c == std::process::ExitCode::SUCCESS => 0,
-                _ => 1,
-            }
-        }
-        Command::Nemeses => {
-            print!("{}", two_columns(nemesis::schedule::builtin_names()));
-            0
-        }
-    }
-}
-
-/// `name  description` lines, the descriptions aligned however long the names are.
-fn two_columns(rows: &[(&str, &str)]) -> String {
-    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    rows.iter()
-        .map(|(name, what)| format!("{name:<width$}  {what}\n"))
-        .collect()
-}
-
-/// `bench report`: renders the report of one run, then the index of the runs beside it.
-fn report(args: &ReportArgs) -> u8 {
-    let dir = match args.run_dir.canonicalize() {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!("bench report: {}: {e}", args.run_dir.display());
-            return EXIT_USAGE;
-        }
-    };
-    match reports::render(&dir) {
-        Ok(report) => println!("report: {}", report.html.display()),
-        Err(e) => {
-            eprintln!("bench report: {e}");
-            return EXIT_USAGE;
-        }
-    }
-    // A run directory is <runs>/<test>/<time>: the index goes in <runs>.
-    if let Some(root) = dir.parent().and_then(|p| p.parent()) {
-        match reports::write_index(root) {
-            Ok(index) => println!("index: {}", index.display()),
-            Err(e) => eprintln!("bench report: no runs index: {e}"),
-        }
-    }
-    0
 }

@@ -1,27 +1,25 @@
-//! Drives the nemesis: applies each planned fault to the cluster at its time, records its start
-//! and end in the history, and fills in what only the running cluster knows (who leads the
+//! Drives the nemesis: applies each planned fault to the system at its time, records its start
+//! and end in the history, and fills in what only the running system knows (who leads the
 //! partition a leader-targeted fault was aimed at).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use kvnode::client::Client;
-use kvnode::config::ClusterConfig;
 use nemesis::fault::{Fault, LEADER, Shape};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use reports::FaultWindow;
 use tokio::sync::Mutex;
 
-use crate::cluster::Cluster;
 use crate::recorder::{Event, Process};
+use crate::system::{LeaderHint, System};
 use crate::workload::Ctx;
 
-pub(crate) async fn drive_nemesis(
+pub(crate) async fn drive_nemesis<S: System>(
     plan: Vec<nemesis::schedule::Step>,
     ctx: Arc<Ctx>,
-    cluster: Arc<Mutex<Cluster>>,
+    cluster: Arc<Mutex<S>>,
 ) -> anyhow::Result<Vec<FaultWindow>> {
     // The plan has its own stream from the seed; the choices made as faults start have theirs,
     // so the plan stays the same whatever is chosen here.
@@ -31,7 +29,7 @@ pub(crate) async fn drive_nemesis(
         if !sleep_until(&ctx, ctx.start + step.at).await {
             break;
         }
-        let fault = resolve(&ctx, &cluster, step.fault, &mut rng).await;
+        let fault = resolve(&cluster, step.fault, &mut rng).await;
         let started = apply(&ctx, &cluster, &fault, true).await?;
         *ctx.fault.lock().expect("fault lock") = fault.label();
         let ended = sleep_until(&ctx, ctx.start + step.at + step.duration).await;
@@ -53,49 +51,43 @@ pub(crate) async fn drive_nemesis(
 /// Mixed into the run's seed for the nemesis's own choices (workers mix in `(w + 1) << 32`).
 const NEMESIS_STREAM: u64 = 0x6e65_6d65_7369_7321;
 
-/// A planned fault with what the runner filled in: for a leader-targeted fault, the partition
-/// whose leader it hits.
+/// A planned fault with what the runner filled in: for a leader-targeted fault, whom the system
+/// named as leader (and of which key partition).
 struct Resolved {
     fault: Fault,
-    leader_of: Option<LeaderOf>,
-}
-
-struct LeaderOf {
-    partition: u32,
-    /// False if the probe learned no leader (an election under way, say), so the fault hit the
+    /// `None` for a fault not aimed at a leader. A hint without a node: the system named no
+    /// leader (an election under way, or a system that does not say), so the fault hit the
     /// first node instead.
-    known: bool,
+    leader_of: Option<LeaderHint>,
 }
 
 impl Resolved {
     /// `kill n2 (leader of key partition 5)`: the fault's label, plus the key partition whose
     /// leader it was aimed at (not to be confused with a network partition).
     fn label(&self) -> String {
-        match &self.leader_of {
-            None => self.fault.label(),
-            Some(LeaderOf {
-                partition,
-                known: true,
-            }) => format!(
-                "{} (leader of key partition {partition})",
-                self.fault.label()
-            ),
-            Some(LeaderOf {
-                partition,
-                known: false,
-            }) => format!(
-                "{} (leader of key partition {partition} unknown)",
-                self.fault.label()
-            ),
-        }
+        let Some(hint) = &self.leader_of else {
+            return self.fault.label();
+        };
+        let of = match hint.partition {
+            Some(p) => format!("leader of key partition {p}"),
+            None => "leader".to_owned(),
+        };
+        let unknown = if hint.node.is_some() { "" } else { " unknown" };
+        format!("{} ({of}{unknown})", self.fault.label())
     }
 
     /// The fault as recorded in the history and results: the nemesis's own form, plus
     /// `"partition"` when it was aimed at a partition's leader.
     fn value(&self) -> serde_json::Result<serde_json::Value> {
         let mut value = serde_json::to_value(&self.fault)?;
-        if let (Some(l), Some(fields)) = (&self.leader_of, value.as_object_mut()) {
-            fields.insert("partition".into(), l.partition.into());
+        if let (
+            Some(LeaderHint {
+                partition: Some(p), ..
+            }),
+            Some(fields),
+        ) = (&self.leader_of, value.as_object_mut())
+        {
+            fields.insert("partition".into(), (*p).into());
         }
         Ok(value)
     }
@@ -114,14 +106,15 @@ async fn sleep_until(ctx: &Ctx, at: Instant) -> bool {
     !ctx.stop.load(Ordering::Relaxed) && at < ctx.deadline
 }
 
-/// Fills in what only the running cluster can tell: who leads now, for faults that target the
+/// Fills in what only the running system can tell: who leads now, for faults that target the
 /// leader ([`Shape::IsolateLeader`] partitions and kills or pauses of [`LEADER`]). Each such fault
-/// aims at the leader of a partition drawn from `rng`, so that over a run the nemesis hits the
-/// leaders of every partition rather than of one.
-async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault, rng: &mut StdRng) -> Resolved {
+/// asks the system for a leader with `rng`, so that over a run the nemesis hits the leaders of
+/// every key partition rather than of one.
+async fn resolve<S: System>(cluster: &Mutex<S>, fault: Fault, rng: &mut StdRng) -> Resolved {
     let wants_leader = match &fault {
         Fault::Partition { shape, .. } => *shape == Shape::IsolateLeader,
         Fault::Kill { nodes } | Fault::Pause { nodes } => nodes.iter().any(|n| n == LEADER),
+        Fault::Network { .. } => false,
     };
     if !wants_leader {
         return Resolved {
@@ -129,15 +122,11 @@ async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault, rng: &mut St
             leader_of: None,
         };
     }
-    let names = cluster.lock().await.names();
-    let config = &ctx.cluster_config;
-    let partition = rng.random_range(0..config.partitions);
-    // The leader of that partition, as a fresh client learns it from a read of one of its keys.
-    let probe = Client::new(config, 0, u64::MAX - 3, Duration::from_secs(2));
-    let _ = probe.get(&key_in(config, partition)).await;
-    let leader = probe.leader_of(partition).map(str::to_owned);
-    let known = leader.is_some();
-    let leader = leader.unwrap_or_else(|| names[0].clone());
+    let (names, hint) = {
+        let c = cluster.lock().await;
+        (c.names(), c.leader(rng).await)
+    };
+    let leader = hint.node.clone().unwrap_or_else(|| names[0].clone());
     let named = |nodes: Vec<String>| -> Vec<String> {
         nodes
             .into_iter()
@@ -155,26 +144,18 @@ async fn resolve(ctx: &Ctx, cluster: &Mutex<Cluster>, fault: Fault, rng: &mut St
         Fault::Pause { nodes } => Fault::Pause {
             nodes: named(nodes),
         },
+        other @ Fault::Network { .. } => other,
     };
     Resolved {
         fault,
-        leader_of: Some(LeaderOf { partition, known }),
+        leader_of: Some(hint),
     }
 }
 
-/// The first of the keys `k0`, `k1`, ... that belongs to `partition`. One exists for any
-/// partition: the hash spreads keys evenly, so about `partitions` tries find one.
-fn key_in(config: &ClusterConfig, partition: u32) -> String {
-    (0u64..)
-        .map(|i| format!("k{i}"))
-        .find(|k| config.partition_of(k) == partition)
-        .expect("the keys are endless")
-}
-
 /// Starts (`begin`) or ends a fault and records it; returns the event's time.
-async fn apply(
+async fn apply<S: System>(
     ctx: &Ctx,
-    cluster: &Mutex<Cluster>,
+    cluster: &Mutex<S>,
     resolved: &Resolved,
     begin: bool,
 ) -> anyhow::Result<u64> {
@@ -201,11 +182,12 @@ async fn apply(
         }
         Fault::Partition { .. } => {
             if begin {
-                c.links.partition(&fault.cut_links())?;
+                c.partition(&fault.cut_links())?;
             } else {
-                c.links.heal_all();
+                c.heal_network();
             }
         }
+        Fault::Network { trouble } => c.trouble(begin.then_some(*trouble))?,
     }
     let f = if begin {
         fault.start_name()
@@ -226,26 +208,6 @@ async fn apply(
 mod tests {
     use super::*;
 
-    fn config(partitions: u32) -> ClusterConfig {
-        let mut text = format!("partitions = {partitions}\nreplication = 3\n");
-        for i in 1..=3 {
-            text += &format!(
-                "[[node]]\nid = \"n{i}\"\nclient = \"127.0.0.1:710{i}\"\npeer = \"127.0.0.1:720{i}\"\n"
-            );
-        }
-        ClusterConfig::parse(&text).unwrap()
-    }
-
-    #[test]
-    fn every_partition_has_a_key_to_find_its_leader_by() {
-        for partitions in [1, 8, 61] {
-            let c = config(partitions);
-            for p in 0..partitions {
-                assert_eq!(c.partition_of(&key_in(&c, p)), p);
-            }
-        }
-    }
-
     #[test]
     fn a_leader_fault_names_its_partition_in_label_and_value() {
         let kill = |leader_of| Resolved {
@@ -254,20 +216,25 @@ mod tests {
             },
             leader_of,
         };
-        let hit = kill(Some(LeaderOf {
-            partition: 5,
-            known: true,
+        let hit = kill(Some(LeaderHint {
+            partition: Some(5),
+            node: Some("n2".into()),
         }));
         assert_eq!(hit.label(), "kill n2 (leader of key partition 5)");
         assert_eq!(
             hit.value().unwrap(),
             serde_json::json!({"kind": "kill", "nodes": ["n2"], "partition": 5})
         );
-        let guess = kill(Some(LeaderOf {
-            partition: 3,
-            known: false,
+        let guess = kill(Some(LeaderHint {
+            partition: Some(3),
+            node: None,
         }));
         assert_eq!(guess.label(), "kill n2 (leader of key partition 3 unknown)");
+        let unpartitioned = kill(Some(LeaderHint {
+            partition: None,
+            node: None,
+        }));
+        assert_eq!(unpartitioned.label(), "kill n2 (leader unknown)");
         let plain = kill(None);
         assert_eq!(plain.label(), "kill n2");
         assert_eq!(

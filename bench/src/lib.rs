@@ -1,16 +1,21 @@
-//! kvlab's test bench: `bench run` starts a kvnode cluster ([`cluster`]), drives a workload
-//! ([`profile`]) while the nemesis injects faults, records the history ([`recorder`]), checks
-//! it and writes the results ([`run`]); `bench check` checks any history file ([`check`]).
+//! kvlab's test bench: `bench run` starts the system under test ([`system`]: kvnode, or any
+//! program speaking Maelstrom's protocol), drives a workload ([`profile`], [`workload`]) while
+//! the nemesis injects faults, records the history ([`recorder`]), checks it and writes the
+//! results ([`run`]); `bench check` checks any history file ([`check`]).
+//!
+//! Modules depend one way: [`commands`] → [`run`] → [`workload`] → [`config`] → [`cli`].
 //!
 //! Exit codes follow Jepsen: 0 valid, 1 anomaly, 2 unknown; 254 for bad arguments or input.
 
 pub mod check;
 pub mod cli;
-pub mod cluster;
+pub mod commands;
 pub mod compaction;
+pub mod config;
 mod faults;
 pub mod profile;
 pub mod recorder;
 pub mod run;
 mod summary;
+pub mod system;
 pub mod workload;

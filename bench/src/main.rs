@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(bench::cli::main())
+    ExitCode::from(bench::commands::main())
 }

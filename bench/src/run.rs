@@ -1,5 +1,5 @@
-//! `bench run`: start a cluster, drive the workload ([`crate::workload`]) while the nemesis
-//! injects faults, record the history, heal, read every key one last time, check, write
+//! `bench run`: start the system under test, drive the workload ([`crate::workload`]) while the
+//! nemesis injects faults, record the history, heal, read every key one last time, check, write
 //! `results.json`, exit with the verdict.
 
 use std::path::{Path, PathBuf};
@@ -7,199 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use checker::{CheckOptions, ReadOptions, Verdict};
 use kvnode::config::Timing;
-use nemesis::schedule::{FaultKind, ScheduleSpec};
-use serde::{Deserialize, Serialize};
+use nemesis::schedule::FaultKind;
 use tokio::sync::Mutex;
 
 use crate::cli::RunArgs;
-use crate::cluster::{Cluster, ClusterSpec, find_kvnode};
 use crate::compaction::{Compaction, CompactionCounts, CompactionReport};
+use crate::config::RunConfig;
 use crate::faults::drive_nemesis;
-use crate::profile::{KeyChooser, Profile, duration_serde};
+use crate::profile::{KeyChooser, Profile};
 use crate::recorder::Recorder;
 use crate::summary::{ResultsFile, RunFacts, print_latency, progress, results};
+use crate::system::kvnode::{Cluster, ClusterSpec, find_kvnode};
+use crate::system::{ClientSpec, System, SystemConfig, maelstrom};
 use crate::workload::{Ctx, Stats, final_reads, worker};
-
-pub use crate::workload::{Throughput, measure_workload};
-
-/// Everything that determines a run; written to `config.toml` so `--config` repeats it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    pub test: String,
-    pub seed: u64,
-    #[serde(with = "duration_serde")]
-    pub time_limit: Duration,
-    pub nodes: usize,
-    pub partitions: u32,
-    pub replication: usize,
-    pub node_args: Vec<String>,
-    /// A config recorded before the bench chose its own thresholds ran with kvnode's.
-    #[serde(default = "Compaction::kvnode_default")]
-    pub compaction: Compaction,
-    pub profile: Profile,
-    pub nemesis: ScheduleSpec,
-}
-
-impl RunConfig {
-    fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
-        let mut cfg = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("read {}", path.display()))?;
-                toml::from_str(&text).map_err(|e| {
-                    let where_ = kvnode::config::toml_error(&text, &e);
-                    anyhow::anyhow!("{}: {where_}", path.display())
-                })?
-            }
-            None => RunConfig {
-                test: String::new(),
-                seed: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007),
-                time_limit: Duration::from_secs(60),
-                nodes: 3,
-                partitions: 8,
-                replication: 3,
-                node_args: Vec::new(),
-                // Chosen for the profile below, once the profile is known.
-                compaction: Compaction::kvnode_default(),
-                profile: Profile::builtin("register").expect("built in"),
-                nemesis: ScheduleSpec::from_name_or_file("mix")?,
-            },
-        };
-        if let Some(p) = &args.profile {
-            cfg.profile = Profile::from_name_or_file(p)?;
-        }
-        if let Some(n) = &args.nemesis {
-            cfg.nemesis = ScheduleSpec::from_name_or_file(n)?;
-        }
-        if args.config.is_none() {
-            cfg.compaction = Compaction::for_profile(&cfg.profile);
-        }
-        if let Some(t) = args.time_limit {
-            cfg.time_limit = t;
-        }
-        if let Some(s) = args.seed {
-            cfg.seed = s;
-        }
-        if let Some(n) = args.nodes {
-            cfg.nodes = n;
-            cfg.replication = cfg.replication.min(n);
-        }
-        if !args.node_arg.is_empty() {
-            cfg.node_args.clone_from(&args.node_arg);
-        }
-        if let Some(n) = args.snapshot_every {
-            cfg.compaction.snapshot_every = n;
-        }
-        if let Some(n) = args.wal_checkpoint_bytes {
-            cfg.compaction.wal_checkpoint_bytes = n;
-        }
-        if let Some(t) = &args.test {
-            cfg.test.clone_from(t);
-        }
-        if cfg.test.is_empty() {
-            cfg.test = format!(
-                "{}-{}",
-                short_name(&cfg.profile.name),
-                short_name(&cfg.nemesis.name)
-            );
-        }
-        cfg.profile
-            .validate()
-            .map_err(|e| anyhow::anyhow!("profile {}: {e}", cfg.profile.name))?;
-        if cfg.nodes == 0 {
-            bail!("--nodes must be at least 1");
-        }
-        if cfg.compaction.snapshot_every == 0 || cfg.compaction.wal_checkpoint_bytes == 0 {
-            bail!("--snapshot-every and --wal-checkpoint-bytes must be at least 1");
-        }
-        if cfg.time_limit.is_zero() {
-            bail!("--time-limit must be more than 0s: the workload would not run at all");
-        }
-        let (possible, impossible) = fault_kinds(&cfg.nemesis, cfg.nodes);
-        if possible.is_empty() && !impossible.is_empty() {
-            bail!(
-                "--nemesis {} can do nothing with --nodes {}: {}; give more --nodes or another \
-                 --nemesis (none, kill or pause work on any number of nodes)",
-                short_name(&cfg.nemesis.name),
-                cfg.nodes,
-                needs(&impossible)
-            );
-        }
-        // A timed schedule's named nodes and step times, against this run.
-        cfg.nemesis
-            .check(&crate::cluster::node_names(cfg.nodes), cfg.time_limit)?;
-        Ok(cfg)
-    }
-
-    /// A warning when some of the schedule's fault kinds cannot happen on this many nodes (they
-    /// are left out of the plan), but others can.
-    fn nemesis_warning(&self) -> Option<String> {
-        let (possible, impossible) = fault_kinds(&self.nemesis, self.nodes);
-        if possible.is_empty() || impossible.is_empty() {
-            return None;
-        }
-        let drawn: Vec<String> = possible.into_iter().map(kind_name).collect();
-        Some(format!(
-            "--nemesis {}: {}, so with --nodes {} it draws only {}",
-            short_name(&self.nemesis.name),
-            needs(&impossible),
-            self.nodes,
-            drawn.join(", ")
-        ))
-    }
-}
-
-/// The schedule's fault kinds that can happen on `nodes` nodes, and those that cannot (a
-/// partition of one node).
-fn fault_kinds(spec: &ScheduleSpec, nodes: usize) -> (Vec<FaultKind>, Vec<FaultKind>) {
-    let mut kinds: Vec<FaultKind> = Vec::new();
-    for &kind in &spec.faults {
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    kinds.into_iter().partition(|k| k.possible(nodes))
-}
-
-/// `partition needs at least 2 nodes`, for each kind.
-fn needs(kinds: &[FaultKind]) -> String {
-    kinds
-        .iter()
-        .map(|&k| {
-            let min = (1..)
-                .find(|&n| k.possible(n))
-                .expect("every fault kind is possible on some number of nodes");
-            format!("{} needs at least {min} nodes", kind_name(k))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A fault kind as schedules spell it (`partition-one`).
-fn kind_name(kind: FaultKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{kind:?}"),
-    }
-}
-
-/// A profile's or schedule's name as part of a run's name: a schedule read from a file is named
-/// by its path, and the run directory is named after the file's stem rather than nested under
-/// the path.
-fn short_name(name: &str) -> String {
-    let path = Path::new(name);
-    if path.components().count() <= 1 && !name.ends_with(".toml") {
-        return name.to_owned();
-    }
-    path.file_stem()
-        .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned())
-}
 
 /// Runs `bench run`; returns the process exit code.
 pub fn main(args: &RunArgs) -> u8 {
@@ -227,7 +50,6 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     if let Some(warning) = cfg.nemesis_warning() {
         eprintln!("bench: warning: {warning}");
     }
-    let kvnode = find_kvnode(args.kvnode.as_deref())?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
     let dir = out.join(&cfg.test).join(timestamp());
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
@@ -235,37 +57,82 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(dir.strip_prefix(&out).unwrap_or(&dir), &latest);
     std::fs::write(dir.join("config.toml"), toml::to_string(&cfg)?).context("write config.toml")?;
+    let compaction = match cfg.system {
+        SystemConfig::Kvnode => format!(
+            ", snapshot every {} entries, WAL checkpoint at {} bytes",
+            cfg.compaction.snapshot_every, cfg.compaction.wal_checkpoint_bytes
+        ),
+        SystemConfig::Maelstrom(_) => String::new(),
+    };
     eprintln!(
-        "bench: {} for {}, profile {}, nemesis {}, seed {}, snapshot every {} entries, \
-         WAL checkpoint at {} bytes -> {}",
+        "bench: {} for {}, {}, profile {}, nemesis {}, seed {}{compaction} -> {}",
         cfg.test,
         humantime::format_duration(cfg.time_limit),
+        cfg.system.describe(),
         cfg.profile.name,
         cfg.nemesis.name.clone(),
         cfg.seed,
-        cfg.compaction.snapshot_every,
-        cfg.compaction.wal_checkpoint_bytes,
         dir.display()
     );
+    match &cfg.system {
+        SystemConfig::Kvnode => {
+            let spec = ClusterSpec {
+                nodes: cfg.nodes,
+                partitions: cfg.partitions,
+                replication: cfg.replication,
+                timing: cfg.compaction.timing(),
+                kvnode: find_kvnode(args.kvnode.as_deref())?,
+                node_args: cfg.node_args.clone(),
+            };
+            let cluster = Cluster::start(spec, &dir).await?;
+            drive(cluster, cfg, &dir, &out).await
+        }
+        SystemConfig::Maelstrom(m) => {
+            if cfg.nemesis.faults.contains(&FaultKind::Kill)
+                || cfg.nemesis.steps.iter().any(|s| s.fault == FaultKind::Kill)
+            {
+                eprintln!(
+                    "bench: note: a killed Maelstrom node restarts empty (its state was in its \
+                     memory): a store that keeps nothing on disk loses what that node alone held"
+                );
+            }
+            let cluster =
+                maelstrom::Cluster::start(m, cfg.nodes, cfg.seed, cfg.profile.value_size, &dir)
+                    .await?;
+            drive(cluster, cfg, &dir, &out).await
+        }
+    }
+}
 
-    let spec = ClusterSpec {
-        nodes: cfg.nodes,
-        partitions: cfg.partitions,
-        replication: cfg.replication,
-        timing: cfg.compaction.timing(),
-        kvnode,
-        node_args: cfg.node_args.clone(),
-    };
-    let cluster = Arc::new(Mutex::new(Cluster::start(spec, &dir).await?));
-    let names = cluster.lock().await.names();
-    let cluster_config = cluster.lock().await.config.clone();
+/// Runs the workload and the nemesis against a started system, then heals, reads every key,
+/// checks, writes the results and the report.
+async fn drive<S: System>(
+    mut system: S,
+    cfg: RunConfig,
+    dir: &Path,
+    out: &Path,
+) -> anyhow::Result<Verdict> {
+    let names = system.names();
+    let caps = system.capabilities();
     let start = Instant::now();
+    system.begin(start);
+    let sessions: Vec<S::Session> = (0..cfg.profile.concurrency)
+        .map(|worker| {
+            system.session(&ClientSpec {
+                worker,
+                workers: cfg.profile.concurrency,
+                timeout: cfg.profile.timeout,
+                sticky: cfg.profile.sticky,
+            })
+        })
+        .collect();
+    let cluster = Arc::new(Mutex::new(system));
     let started_at = SystemTime::now();
     let ctx = Arc::new(Ctx {
         keys: KeyChooser::new(&cfg.profile),
         recorder: Recorder::create(&dir.join("history.jsonl"), start)
             .context("create history.jsonl")?,
-        cluster_config,
+        caps,
         start,
         deadline: start + cfg.time_limit,
         stop: AtomicBool::new(false),
@@ -294,8 +161,10 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         })
     };
 
-    let workers: Vec<_> = (0..ctx.cfg.profile.concurrency)
-        .map(|w| tokio::spawn(worker(w, ctx.clone())))
+    let workers: Vec<_> = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(w, session)| tokio::spawn(worker(w, ctx.clone(), session)))
         .collect();
     let plan = ctx
         .cfg
@@ -319,27 +188,36 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         );
     } else {
         // Heal, let the cluster recover, then read every key once more (as Jepsen does).
-        {
+        let reader = {
             let mut c = cluster.lock().await;
             c.heal()?;
             c.wait_ready(Duration::from_secs(30)).await?;
-        }
-        final_reads(&ctx).await;
+            c.reader(Duration::from_secs(5))
+        };
+        final_reads(&ctx, reader).await;
     }
-    cluster.lock().await.shutdown().await;
+    let facts = {
+        let mut c = cluster.lock().await;
+        c.shutdown().await;
+        c.finish(dir)
+            .context("collect the system's figures (messages.jsonl)")?
+    };
     signals.abort();
     let events = ctx.recorder.finish().context("write history.jsonl")?;
     let elapsed = start.elapsed();
     // Counted once every node is down, so that each log is complete.
-    let compaction = match CompactionCounts::of_run(&dir, &names) {
-        Ok(counts) => Some(CompactionReport {
-            thresholds: ctx.cfg.compaction,
-            counts,
-        }),
-        Err(e) => {
-            eprintln!("bench run: cannot count compaction in the node logs: {e}");
-            None
-        }
+    let compaction = match ctx.cfg.system {
+        SystemConfig::Maelstrom(_) => None,
+        SystemConfig::Kvnode => match CompactionCounts::of_run(dir, &names) {
+            Ok(counts) => Some(CompactionReport {
+                thresholds: ctx.cfg.compaction,
+                counts,
+            }),
+            Err(e) => {
+                eprintln!("bench run: cannot count compaction in the node logs: {e}");
+                None
+            }
+        },
     };
 
     let history_path = dir.join("history.jsonl");
@@ -363,6 +241,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             elapsed,
             events,
             interrupted,
+            messages: facts.messages,
         },
     );
     let written = ResultsFile {
@@ -394,12 +273,18 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     if let Some(c) = compaction {
         println!("{c}");
     }
+    if let Some(m) = &results.messages {
+        println!(
+            "messages: {} between nodes ({:.1} per operation), {} in all, {} dropped, {} duplicated",
+            m.between_nodes, m.per_operation, m.total, m.dropped, m.duplicated
+        );
+    }
     // A report that cannot be drawn must not hide the verdict: say why and go on.
-    match reports::render_with(&dir, results, &history) {
+    match reports::render_with(dir, results, &history) {
         Ok(report) => println!("report: {}", report.html.display()),
         Err(e) => eprintln!("bench run: no report: {e}"),
     }
-    if let Err(e) = reports::write_index(&out) {
+    if let Err(e) = reports::write_index(out) {
         eprintln!("bench run: no runs index: {e}");
     }
     println!("run directory: {}", dir.display());
@@ -409,6 +294,81 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         return Ok(Verdict::Unknown);
     }
     Ok(result.verdict)
+}
+
+/// What a workload achieved (for the recorder benchmark).
+pub struct Throughput {
+    pub ops: u64,
+    pub seconds: f64,
+    pub events: u64,
+}
+
+/// Drives `profile` against a running kvnode cluster for `length`, recording into `history`
+/// (`None`: recording off), with no faults. The same client code as `bench run`.
+pub async fn measure_workload(
+    cluster: &Cluster,
+    profile: Profile,
+    length: Duration,
+    history: Option<&Path>,
+) -> anyhow::Result<Throughput> {
+    let start = Instant::now();
+    let recorder = match history {
+        Some(p) => Recorder::create(p, start)?,
+        None => Recorder::null(start),
+    };
+    let config = &cluster.config;
+    let ctx = Arc::new(Ctx {
+        keys: KeyChooser::new(&profile),
+        recorder,
+        caps: cluster.capabilities(),
+        start,
+        deadline: start + length,
+        stop: AtomicBool::new(false),
+        ops_left: AtomicU64::new(profile.op_limit.unwrap_or(u64::MAX)),
+        ok: AtomicU64::new(0),
+        cas_miss: AtomicU64::new(0),
+        fail: AtomicU64::new(0),
+        info: AtomicU64::new(0),
+        fault: std::sync::Mutex::new("none".into()),
+        cfg: RunConfig {
+            test: "measure".into(),
+            system: SystemConfig::Kvnode,
+            seed: 1,
+            time_limit: length,
+            nodes: config.nodes.len(),
+            partitions: config.partitions,
+            replication: config.replication,
+            node_args: Vec::new(),
+            compaction: Compaction {
+                snapshot_every: config.timing.snapshot_every,
+                wal_checkpoint_bytes: config.timing.wal_checkpoint_bytes,
+            },
+            profile,
+            nemesis: nemesis::schedule::ScheduleSpec::from_name_or_file("none")?,
+        },
+    });
+    let workers: Vec<_> = (0..ctx.cfg.profile.concurrency)
+        .map(|w| {
+            let session = cluster.session(&ClientSpec {
+                worker: w,
+                workers: ctx.cfg.profile.concurrency,
+                timeout: ctx.cfg.profile.timeout,
+                sticky: ctx.cfg.profile.sticky,
+            });
+            tokio::spawn(worker(w, ctx.clone(), session))
+        })
+        .collect();
+    for w in workers {
+        w.await?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let events = ctx.recorder.finish()?;
+    let ops = ctx.completed();
+    Ok(Throughput {
+        ops,
+        seconds,
+        events,
+    })
 }
 
 /// `bench cluster`: a cluster for hands-on use with kvctl, until Ctrl-C.
@@ -465,127 +425,5 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             eprintln!("bench cluster: {e:#}");
             crate::cli::EXIT_USAGE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_config_recorded_before_compaction_knobs_repeats_with_kvnode_thresholds() {
-        let fresh = RunConfig::resolve(&RunArgs::default()).unwrap();
-        assert_eq!(fresh.compaction, Compaction::for_profile(&fresh.profile));
-        assert_ne!(fresh.compaction, Compaction::kvnode_default());
-        let text = toml::to_string(&fresh).unwrap();
-        assert!(text.contains("[compaction]"), "{text}");
-        let old = text
-            .lines()
-            .filter(|l| !l.starts_with("[compaction]") && !l.contains("snapshot_every"))
-            .filter(|l| !l.contains("wal_checkpoint_bytes"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let old: RunConfig = toml::from_str(&old).unwrap();
-        assert_eq!(old.compaction, Compaction::kvnode_default());
-    }
-
-    fn resolve_err(args: RunArgs) -> String {
-        let err = RunConfig::resolve(&args).expect_err("refused").to_string();
-        assert!(!err.contains('\n'), "one line: {err}");
-        err
-    }
-
-    #[test]
-    fn a_zero_time_limit_is_refused() {
-        let err = resolve_err(RunArgs {
-            time_limit: Some(Duration::ZERO),
-            ..RunArgs::default()
-        });
-        assert!(err.contains("--time-limit must be more than 0s"), "{err}");
-    }
-
-    #[test]
-    fn a_schedule_that_can_do_nothing_on_so_few_nodes_is_refused_naming_the_flags() {
-        for (nemesis, nodes, needs) in [
-            ("partition", 1, "partition needs at least 2 nodes"),
-            (
-                "partition-leader",
-                1,
-                "partition-leader needs at least 2 nodes",
-            ),
-            ("partition-ring", 2, "partition-ring needs at least 3 nodes"),
-            (
-                "partition-bridge",
-                2,
-                "partition-bridge needs at least 3 nodes",
-            ),
-        ] {
-            let err = resolve_err(RunArgs {
-                nemesis: Some(nemesis.into()),
-                nodes: Some(nodes),
-                ..RunArgs::default()
-            });
-            assert!(
-                err.contains(&format!(
-                    "--nemesis {nemesis} can do nothing with --nodes {nodes}"
-                )),
-                "{err}"
-            );
-            assert!(err.contains(needs), "{err}");
-        }
-    }
-
-    #[test]
-    fn a_schedule_that_can_do_part_of_its_faults_runs_with_a_warning() {
-        let args = |nemesis: &str, nodes| RunArgs {
-            nemesis: Some(nemesis.into()),
-            nodes: Some(nodes),
-            ..RunArgs::default()
-        };
-        let mix = RunConfig::resolve(&args("mix", 1)).unwrap();
-        let warning = mix.nemesis_warning().expect("a warning");
-        assert!(
-            warning.contains("partition needs at least 2 nodes")
-                && warning.contains("it draws only kill, pause"),
-            "{warning}"
-        );
-        for (nemesis, nodes) in [("mix", 3), ("kill", 1), ("pause-leader", 1), ("none", 1)] {
-            let cfg = RunConfig::resolve(&args(nemesis, nodes)).unwrap();
-            assert_eq!(cfg.nemesis_warning(), None, "{nemesis} on {nodes}");
-        }
-    }
-
-    #[test]
-    fn a_run_from_a_schedule_file_is_named_after_its_stem() {
-        let dir = tempfile::tempdir().unwrap();
-        let schedule = dir.path().join("quick.toml");
-        std::fs::write(&schedule, "faults = [\"kill\"]\n").unwrap();
-        let cfg = RunConfig::resolve(&RunArgs {
-            nemesis: Some(schedule.to_str().unwrap().into()),
-            ..RunArgs::default()
-        })
-        .unwrap();
-        assert_eq!(cfg.test, "register-quick");
-        assert_eq!(short_name("ycsb-a"), "ycsb-a");
-        assert_eq!(short_name("/tmp/x/busy.toml"), "busy");
-        assert_eq!(short_name("schedules/slow"), "slow");
-        assert_eq!(short_name("local.toml"), "local");
-    }
-
-    #[test]
-    fn compaction_flags_override_the_defaults_and_zero_is_refused() {
-        let args = RunArgs {
-            snapshot_every: Some(7),
-            wal_checkpoint_bytes: Some(4096),
-            ..RunArgs::default()
-        };
-        let cfg = RunConfig::resolve(&args).unwrap();
-        assert_eq!(cfg.compaction.snapshot_every, 7);
-        assert_eq!(cfg.compaction.wal_checkpoint_bytes, 4096);
-        let zero = RunArgs {
-            snapshot_every: Some(0),
-            ..RunArgs::default()
-        };
-        assert!(RunConfig::resolve(&zero).is_err());
     }
 }

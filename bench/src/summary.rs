@@ -79,6 +79,7 @@ pub(crate) struct RunFacts<'a> {
     pub elapsed: Duration,
     pub events: u64,
     pub interrupted: bool,
+    pub messages: Option<reports::MessageStats>,
 }
 
 fn by_function(
@@ -100,6 +101,7 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
     RunResults {
         verdict: facts.result.verdict,
         test: ctx.cfg.test.clone(),
+        system: ctx.cfg.system.describe(),
         seed: ctx.cfg.seed,
         profile: ctx.cfg.profile.name.clone(),
         nemesis: ctx.cfg.nemesis.name.clone(),
@@ -122,6 +124,15 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
         node_args: ctx.cfg.node_args.clone(),
         interrupted: facts.interrupted,
         faults: facts.windows,
+        messages: facts.messages.map(|mut m| {
+            // Node-to-node messages per completed workload operation.
+            m.per_operation = if completed > 0 {
+                m.between_nodes as f64 / completed as f64
+            } else {
+                0.0
+            };
+            m
+        }),
         checker: CheckerSummary::from(facts.result),
     }
 }

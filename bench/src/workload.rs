@@ -1,6 +1,6 @@
-//! The clients: each a kvnode session that draws operations from the profile, records every
-//! invocation and completion, and classifies outcomes as ok / fail / info (an `info` retires the
-//! process number, as in Jepsen).
+//! The clients: each a [`Session`] with the system under test that draws operations from the
+//! profile, records every invocation and completion, and classifies outcomes as ok / fail / info
+//! (an `info` retires the process number, as in Jepsen).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,24 +8,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use kvnode::client::{Client, ClientError};
-use kvnode::command::{Op, Reply};
-use nemesis::schedule::ScheduleSpec;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
-use crate::compaction::Compaction;
-use crate::profile::{KeyChooser, OpKind, Profile};
+use crate::config::RunConfig;
+use crate::profile::{KeyChooser, OpKind};
 use crate::recorder::{Event, Process, Recorder};
-use crate::run::RunConfig;
+use crate::system::{Capabilities, Operation, Outcome, Session};
 
 /// Shared by the workers.
 pub(crate) struct Ctx {
     pub(crate) cfg: RunConfig,
     pub(crate) keys: KeyChooser,
     pub(crate) recorder: Recorder,
-    pub(crate) cluster_config: kvnode::config::ClusterConfig,
+    /// What the system under test can do (which operations the workload may send).
+    pub(crate) caps: Capabilities,
     pub(crate) start: Instant,
     pub(crate) deadline: Instant,
     pub(crate) stop: AtomicBool,
@@ -77,106 +75,41 @@ impl Stats {
     }
 }
 
-/// What a workload achieved (for the recorder benchmark).
-pub struct Throughput {
-    pub ops: u64,
-    pub seconds: f64,
-    pub events: u64,
-}
-
-/// Drives `profile` against a running cluster for `length`, recording into `history` (`None`:
-/// recording off), with no faults. The same client code as `bench run`.
-pub async fn measure_workload(
-    cluster_config: &kvnode::config::ClusterConfig,
-    profile: Profile,
-    length: Duration,
-    history: Option<&std::path::Path>,
-) -> anyhow::Result<Throughput> {
-    let start = Instant::now();
-    let recorder = match history {
-        Some(p) => Recorder::create(p, start)?,
-        None => Recorder::null(start),
-    };
-    let ctx = Arc::new(Ctx {
-        keys: KeyChooser::new(&profile),
-        recorder,
-        cluster_config: cluster_config.clone(),
-        start,
-        deadline: start + length,
-        stop: AtomicBool::new(false),
-        ops_left: AtomicU64::new(profile.op_limit.unwrap_or(u64::MAX)),
-        ok: AtomicU64::new(0),
-        cas_miss: AtomicU64::new(0),
-        fail: AtomicU64::new(0),
-        info: AtomicU64::new(0),
-        fault: std::sync::Mutex::new("none".into()),
-        cfg: RunConfig {
-            test: "measure".into(),
-            seed: 1,
-            time_limit: length,
-            nodes: cluster_config.nodes.len(),
-            partitions: cluster_config.partitions,
-            replication: cluster_config.replication,
-            node_args: Vec::new(),
-            compaction: Compaction {
-                snapshot_every: cluster_config.timing.snapshot_every,
-                wal_checkpoint_bytes: cluster_config.timing.wal_checkpoint_bytes,
-            },
-            profile,
-            nemesis: ScheduleSpec::from_name_or_file("none")?,
-        },
-    });
-    let workers: Vec<_> = (0..ctx.cfg.profile.concurrency)
-        .map(|w| tokio::spawn(worker(w, ctx.clone())))
-        .collect();
-    for w in workers {
-        w.await?;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let events = ctx.recorder.finish()?;
-    let ops = ctx.completed();
-    Ok(Throughput {
-        ops,
-        seconds,
-        events,
-    })
-}
-
+/// The operation for `kind`, with the history's `f` and invocation value. A CAS expecting the
+/// key absent becomes a write on a system that cannot express it (Maelstrom's lin-kv).
 fn op_for(
     kind: OpKind,
     key: &str,
     value: &str,
     expected: Option<&String>,
-) -> (Op, &'static str, serde_json::Value) {
+    caps: Capabilities,
+) -> (Operation, &'static str, serde_json::Value) {
+    let key = key.to_owned();
     match kind {
-        OpKind::Read => (Op::Get { key: key.into() }, "read", serde_json::Value::Null),
-        OpKind::Write => (
-            Op::Put {
-                key: key.into(),
-                value: value.into(),
-            },
-            "write",
-            json!(value),
-        ),
-        OpKind::Cas => (
-            Op::Cas {
-                key: key.into(),
+        OpKind::Read => (Operation::Read { key }, "read", serde_json::Value::Null),
+        OpKind::Cas if expected.is_some() || caps.cas_from_absent => (
+            Operation::Cas {
+                key,
                 expected: expected.cloned(),
                 new: value.into(),
             },
             "cas",
             json!([expected, value]),
         ),
-        OpKind::Delete => (
-            Op::Delete { key: key.into() },
-            "delete",
-            serde_json::Value::Null,
+        OpKind::Write | OpKind::Cas => (
+            Operation::Write {
+                key,
+                value: value.into(),
+            },
+            "write",
+            json!(value),
         ),
+        OpKind::Delete => (Operation::Delete { key }, "delete", serde_json::Value::Null),
     }
 }
 
 /// The error a CAS miss is recorded with (`docs/history.md`).
-const PRECONDITION: &str = "precondition";
+pub(crate) const PRECONDITION: &str = "precondition";
 
 impl Ctx {
     /// Workload operations completed so far, every outcome.
@@ -188,18 +121,9 @@ impl Ctx {
     }
 }
 
-pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
+/// Client `w`: draws and performs operations until the deadline, a stop or the op limit.
+pub(crate) async fn worker<S: Session>(w: usize, ctx: Arc<Ctx>, mut session: S) -> Stats {
     let profile = &ctx.cfg.profile;
-    let nodes = ctx.cluster_config.nodes.len();
-    let mut client = Client::new(
-        &ctx.cluster_config,
-        w % nodes,
-        w as u64 + 1,
-        profile.timeout,
-    );
-    if profile.sticky {
-        client = client.sticky();
-    }
     let mut rng = StdRng::seed_from_u64(ctx.cfg.seed ^ ((w as u64 + 1) << 32));
     let mut stats = Stats::default();
     let mut process = w as u64;
@@ -231,11 +155,8 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
         let began = intended.unwrap_or_else(Instant::now);
         let kind = profile.pick_op(&mut rng);
         let key = format!("k{}", ctx.keys.pick(&mut rng));
-        let mut value = format!("w{w}-{n}");
-        while value.len() < profile.value_size {
-            value.push('.');
-        }
-        let (op, f, arg) = op_for(kind, &key, &value, last.get(&key));
+        let value = written_value(w, n, profile.value_size);
+        let (op, f, arg) = op_for(kind, &key, &value, last.get(&key), ctx.caps);
         let invoked = Instant::now();
         ctx.recorder.record(&Event {
             process: Process::Client(process),
@@ -245,32 +166,39 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
             value: arg.clone(),
             error: None,
         });
-        let result = client.execute(op).await;
-        let (kind_name, value, error) = match &result {
-            Ok(Reply::Value(v)) => {
-                if let Some(v) = v {
-                    last.insert(key.clone(), v.clone());
+        let outcome = session.perform(&op).await;
+        let (kind_name, value, error) = match &outcome {
+            Outcome::Ok(read) => match &op {
+                Operation::Read { .. } => {
+                    match read {
+                        Some(v) => last.insert(key.clone(), v.clone()),
+                        None => last.remove(&key),
+                    };
+                    ("ok", json!(read), None)
                 }
-                ("ok", json!(v), None)
-            }
-            Ok(Reply::Done | Reply::Swapped) => {
-                if matches!(kind, OpKind::Write | OpKind::Cas) {
-                    last.insert(key.clone(), value.clone());
-                } else {
+                Operation::Delete { .. } => {
                     last.remove(&key);
+                    ("ok", arg, None)
                 }
-                ("ok", arg, None)
-            }
-            Ok(Reply::Mismatch { current }) => {
+                Operation::Write { .. } | Operation::Cas { .. } => {
+                    last.insert(key.clone(), value.clone());
+                    ("ok", arg, None)
+                }
+            },
+            Outcome::CasMiss(current) => {
                 match current {
-                    Some(c) => last.insert(key.clone(), c.clone()),
-                    None => last.remove(&key),
-                };
-                ("fail", arg, Some(PRECONDITION.to_owned()))
+                    Some(Some(c)) => {
+                        last.insert(key.clone(), c.clone());
+                    }
+                    Some(None) => {
+                        last.remove(&key);
+                    }
+                    None => {}
+                }
+                ("fail", arg, Some(PRECONDITION))
             }
-            Ok(Reply::Stale) => ("fail", arg, Some("stale session".to_owned())),
-            Err(ClientError::Failed(why)) => ("fail", arg, Some(why.clone())),
-            Err(ClientError::Unknown(why)) => ("info", arg, Some(why.clone())),
+            Outcome::Fail(why) => ("fail", arg, Some(why.as_str())),
+            Outcome::Info(why) => ("info", arg, Some(why.as_str())),
         };
         ctx.recorder.record(&Event {
             process: Process::Client(process),
@@ -278,14 +206,14 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
             f,
             key: Some(&key),
             value,
-            error: error.as_deref(),
+            error,
         });
         stats.record(f, began.elapsed(), invoked.elapsed());
-        match kind_name {
-            "ok" => &ctx.ok,
-            "fail" if error.as_deref() == Some(PRECONDITION) => &ctx.cas_miss,
-            "fail" => &ctx.fail,
-            _ => {
+        match &outcome {
+            Outcome::Ok(_) => &ctx.ok,
+            Outcome::CasMiss(_) => &ctx.cas_miss,
+            Outcome::Fail(_) => &ctx.fail,
+            Outcome::Info(_) => {
                 // Jepsen's rule: a process whose operation's fate is unknown never invokes again.
                 process += profile.concurrency as u64;
                 &ctx.info
@@ -296,12 +224,25 @@ pub(crate) async fn worker(w: usize, ctx: Arc<Ctx>) -> Stats {
     stats
 }
 
-pub(crate) async fn final_reads(ctx: &Ctx) {
-    let client = Client::new(&ctx.cluster_config, 0, u64::MAX - 2, Duration::from_secs(5));
-    let base = 1_000_000u64;
+/// The `n`th value client `w` writes: unique in the run, padded to the profile's value size.
+/// Systems that carry only integers (Maelstrom) map it both ways with
+/// [`crate::system::maelstrom::codec`].
+pub(crate) fn written_value(w: usize, n: u64, size: usize) -> String {
+    let mut value = format!("w{w}-{n}");
+    while value.len() < size {
+        value.push('.');
+    }
+    value
+}
+
+/// The process numbers of the final reads: one per key from here.
+pub(crate) const FINAL_READS_BASE: u64 = 1_000_000;
+
+/// Reads every key once more through `session` (after healing, as Jepsen does).
+pub(crate) async fn final_reads<S: Session>(ctx: &Ctx, mut session: S) {
     for k in 0..ctx.cfg.profile.keys {
         let key = format!("k{k}");
-        let process = Process::Client(base + k);
+        let process = Process::Client(FINAL_READS_BASE + k);
         ctx.recorder.record(&Event {
             process,
             kind: "invoke",
@@ -310,18 +251,20 @@ pub(crate) async fn final_reads(ctx: &Ctx) {
             value: serde_json::Value::Null,
             error: None,
         });
-        let (kind, value, error) = match client.get(&key).await {
-            Ok(v) => ("ok", json!(v), None),
-            Err(ClientError::Failed(why)) => ("fail", serde_json::Value::Null, Some(why)),
-            Err(ClientError::Unknown(why)) => ("info", serde_json::Value::Null, Some(why)),
+        let outcome = session.perform(&Operation::Read { key: key.clone() }).await;
+        let (kind, value, error) = match &outcome {
+            Outcome::Ok(v) => ("ok", json!(v), None),
+            Outcome::CasMiss(_) => unreachable!("a read is no CAS"),
+            Outcome::Fail(why) => ("fail", serde_json::Value::Null, Some(why.as_str())),
+            Outcome::Info(why) => ("info", serde_json::Value::Null, Some(why.as_str())),
         };
         ctx.recorder.record(&Event {
-            process: Process::Client(base + k),
+            process: Process::Client(FINAL_READS_BASE + k),
             kind,
             f: "read",
             key: Some(&key),
             value,
-            error: error.as_deref(),
+            error,
         });
     }
 }

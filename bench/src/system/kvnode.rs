@@ -1,4 +1,4 @@
-//! A kvnode cluster owned by the bench: configuration, processes, faults, teardown.
+//! kvnode as a [`System`]: configuration, processes, faults, teardown.
 //!
 //! Each node runs in its own process group with its output in the run directory. Node-to-node
 //! traffic goes through the bench's link layer (one proxy per directed link), so partitions
@@ -8,15 +8,23 @@
 //! resort.
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kvnode::client::Client;
+use kvnode::client::{Client, ClientError};
+use kvnode::command::{Op, Reply};
 use kvnode::config::{ClusterConfig, Link, NodeConfig, Timing};
+use nemesis::fault::Trouble;
 use nemesis::proxy::{Link as ProxyLink, LinkLayer};
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+use super::procs::{NodeExit, NodeProcs};
+use super::{
+    Capabilities, ClientSpec, LeaderHint, Operation, Outcome, Session, System, SystemFacts,
+};
 
 #[derive(Clone)]
 pub struct ClusterSpec {
@@ -58,19 +66,14 @@ impl NodeBinary {
     }
 }
 
-struct NodeProc {
-    name: String,
-    child: Option<Child>,
-    paused: bool,
-}
-
+/// A kvnode cluster owned by the bench.
 pub struct Cluster {
     /// The configuration the nodes run with (peer traffic through the link layer).
     pub config: ClusterConfig,
     config_path: PathBuf,
     dir: PathBuf,
     spec: ClusterSpec,
-    nodes: Vec<NodeProc>,
+    procs: NodeProcs,
     pub links: LinkLayer,
 }
 
@@ -81,14 +84,14 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 /// Starts with fresh ports this many times when a node finds its port taken.
 const START_ATTEMPTS: usize = 3;
 
-/// The node binary: the one given; else this `bench` itself, which carries the node code of
-/// the same build (a `kvnode` lying beside it may be from an older build, and a bench must not
-/// test a store other than the one it was built with).
 /// The names of a cluster's `n` nodes: `n1` to `nN`.
 pub(crate) fn node_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
 }
 
+/// The node binary: the one given; else this `bench` itself, which carries the node code of
+/// the same build (a `kvnode` lying beside it may be from an older build, and a bench must not
+/// test a store other than the one it was built with).
 pub fn find_kvnode(given: Option<&Path>) -> anyhow::Result<NodeBinary> {
     if let Some(p) = given {
         if !p.is_file() {
@@ -190,38 +193,23 @@ impl Cluster {
             config_path,
             dir: dir.to_owned(),
             spec,
-            nodes: names
-                .into_iter()
-                .map(|name| NodeProc {
-                    name,
-                    child: None,
-                    paused: false,
-                })
-                .collect(),
+            procs: NodeProcs::new(names, |name| dir.join(format!("{name}.log"))),
             links,
         };
-        for i in 0..cluster.nodes.len() {
+        for i in 0..cluster.procs.nodes.len() {
             cluster.start_node(i)?;
         }
         cluster.wait_ready(Duration::from_secs(30)).await?;
         Ok(cluster)
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.name.clone()).collect()
-    }
-
-    fn index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
-    }
-
     fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
-        let name = self.nodes[i].name.clone();
-        let log_path = self.dir.join(format!("{name}.log"));
+        let name = self.procs.nodes[i].name.clone();
+        let log_path = &self.procs.nodes[i].log;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log_path)
+            .open(log_path)
             .with_context(|| format!("open {}", log_path.display()))?;
         let mut cmd = self.spec.kvnode.command();
         cmd.arg("--config")
@@ -231,26 +219,73 @@ impl Cluster {
             .args(&self.spec.node_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0);
-        // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("start {} as {name}", self.spec.kvnode.describe()))?;
-        self.nodes[i].child = Some(child);
-        self.nodes[i].paused = false;
+            .stderr(log);
+        self.procs.spawn(i, cmd, &self.spec.kvnode.describe())?;
         Ok(())
     }
 
+    /// One write to every partition, each given a second.
+    async fn probe(&self) -> anyhow::Result<()> {
+        let client = Client::new(&self.config, 0, u64::MAX - 1, Duration::from_secs(1));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..10_000 {
+            let k = format!("ready-{i}");
+            if seen.insert(self.config.partition_of(&k)) {
+                client.put(&k, "ready").await?;
+            }
+            if seen.len() == self.config.partitions as usize {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first of the keys `k0`, `k1`, ... that belongs to `partition`. One exists for any
+/// partition: the hash spreads keys evenly, so about `partitions` tries find one.
+pub(crate) fn key_in(config: &ClusterConfig, partition: u32) -> String {
+    (0u64..)
+        .map(|i| format!("k{i}"))
+        .find(|k| config.partition_of(k) == partition)
+        .expect("the keys are endless")
+}
+
+impl System for Cluster {
+    type Session = KvSession;
+
+    fn names(&self) -> Vec<String> {
+        self.procs.names()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            delete: true,
+            cas_from_absent: true,
+            message_faults: false,
+            durable: true,
+        }
+    }
+
+    fn session(&self, c: &ClientSpec) -> KvSession {
+        let nodes = self.config.nodes.len();
+        let client = Client::new(
+            &self.config,
+            c.worker % nodes,
+            c.worker as u64 + 1,
+            c.timeout,
+        );
+        KvSession(if c.sticky { client.sticky() } else { client })
+    }
+
+    fn reader(&self, timeout: Duration) -> KvSession {
+        KvSession(Client::new(&self.config, 0, u64::MAX - 2, timeout))
+    }
+
+    fn begin(&mut self, _start: std::time::Instant) {}
+
     /// Waits until a write to every partition succeeds; fails at once, naming the node, if a
     /// node exits meanwhile (a bad flag, a port in use, an unreadable data directory).
-    pub async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + within;
         loop {
             let attempt = self.probe().await;
@@ -271,171 +306,119 @@ impl Cluster {
         }
     }
 
-    /// One write to every partition, each given a second.
-    async fn probe(&self) -> anyhow::Result<()> {
-        let client = Client::new(&self.config, 0, u64::MAX - 1, Duration::from_secs(1));
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..10_000 {
-            let k = format!("ready-{i}");
-            if seen.insert(self.config.partition_of(&k)) {
-                client.put(&k, "ready").await?;
-            }
-            if seen.len() == self.config.partitions as usize {
-                break;
-            }
-        }
-        Ok(())
+    async fn kill(&mut self, node: &str) {
+        self.procs.kill(node).await;
     }
 
-    /// The nodes that exited by themselves since the last call (not those the bench killed),
-    /// each with why. They stay down until [`Cluster::restart`] or [`Cluster::heal`].
-    pub fn exited(&mut self) -> Vec<NodeExit> {
-        let mut exits = Vec::new();
-        for n in &mut self.nodes {
-            if let Some(child) = n.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                n.child = None;
-                let log = self.dir.join(format!("{}.log", n.name));
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                // Its last error line says why (clap, for one, ends with a hint instead).
-                let lines = || text.lines().rev().filter(|l| !l.trim().is_empty());
-                let why = lines()
-                    .find(|l| l.to_ascii_lowercase().contains("error"))
-                    .or_else(|| lines().next())
-                    .unwrap_or("(empty log)")
-                    .to_owned();
-                exits.push(NodeExit {
-                    name: n.name.clone(),
-                    status,
-                    why,
-                    log,
-                });
-            }
-        }
-        exits
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        let i = self.index(name)?;
-        self.nodes[i].child.as_ref().map(Child::id)
-    }
-
-    /// SIGKILL to the node's process group; returns once the node is reaped (so that a restart
-    /// never races the dead node for its ports and data directory).
-    pub async fn kill(&mut self, name: &str) {
-        if let Some(i) = self.index(name)
-            && let Some(child) = self.nodes[i].child.take()
-        {
-            let _ = nemesis::process::kill_group(child.id());
-            reap(vec![child]).await;
-        }
-    }
-
-    pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        match self.index(name) {
-            Some(i) if self.nodes[i].child.is_none() => self.start_node(i),
+    fn restart(&mut self, node: &str) -> anyhow::Result<()> {
+        match self.procs.index(node) {
+            Some(i) if !self.procs.is_up(node) => self.start_node(i),
             _ => Ok(()),
         }
     }
 
-    pub fn pause(&mut self, name: &str) {
-        if let Some(pid) = self.pid(name) {
-            let _ = nemesis::process::pause_group(pid);
-            let i = self.index(name).expect("has a pid");
-            self.nodes[i].paused = true;
+    fn pause(&mut self, node: &str) {
+        self.procs.pause(node);
+    }
+
+    fn resume(&mut self, node: &str) {
+        self.procs.resume(node);
+    }
+
+    fn partition(&mut self, cuts: &[(String, String)]) -> anyhow::Result<()> {
+        Ok(self.links.partition(cuts)?)
+    }
+
+    fn trouble(&mut self, trouble: Option<Trouble>) -> anyhow::Result<()> {
+        match trouble {
+            None => Ok(()),
+            Some(_) => bail!(
+                "kvnode's links are TCP proxies: they can cut a link, not delay, drop, \
+                 duplicate or reorder single messages"
+            ),
         }
     }
 
-    pub fn resume(&mut self, name: &str) {
-        if let Some(pid) = self.pid(name) {
-            let _ = nemesis::process::resume_group(pid);
-            let i = self.index(name).expect("has a pid");
-            self.nodes[i].paused = false;
-        }
-    }
-
-    /// Ends every fault: resumes paused nodes, restarts killed ones, heals the network.
-    pub fn heal(&mut self) -> anyhow::Result<()> {
+    fn heal_network(&mut self) {
         self.links.heal_all();
-        for i in 0..self.nodes.len() {
-            let name = self.nodes[i].name.clone();
-            if self.nodes[i].paused {
-                self.resume(&name);
-            }
-            if self.nodes[i].child.is_none() {
-                self.start_node(i)?;
-            }
+    }
+
+    fn heal(&mut self) -> anyhow::Result<()> {
+        self.links.heal_all();
+        for i in self.procs.resume_all() {
+            self.start_node(i)?;
         }
         Ok(())
     }
 
-    /// Kills every node and returns once each is reaped. Idempotent.
-    pub async fn shutdown(&mut self) {
-        reap(self.kill_all()).await;
+    fn exited(&mut self) -> Vec<NodeExit> {
+        self.procs.exited()
     }
 
-    /// SIGKILL to every node's process group; returns the children, for the caller to reap.
-    fn kill_all(&mut self) -> Vec<Child> {
-        let mut killed = Vec::new();
-        for n in &mut self.nodes {
-            if let Some(child) = n.child.take() {
-                let pid = child.id();
-                if n.paused {
-                    let _ = nemesis::process::resume_group(pid);
-                }
-                let _ = nemesis::process::kill_group(pid);
-                killed.push(child);
+    /// The leader of a partition drawn from `rng`, as a fresh client learns it from a read of
+    /// one of its keys.
+    async fn leader(&self, rng: &mut StdRng) -> LeaderHint {
+        let partition = rng.random_range(0..self.config.partitions);
+        let probe = Client::new(&self.config, 0, u64::MAX - 3, Duration::from_secs(2));
+        let _ = probe.get(&key_in(&self.config, partition)).await;
+        LeaderHint {
+            partition: Some(partition),
+            node: probe.leader_of(partition).map(str::to_owned),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.procs.shutdown().await;
+    }
+
+    fn finish(&mut self, _dir: &Path) -> anyhow::Result<SystemFacts> {
+        Ok(SystemFacts::default())
+    }
+}
+
+/// A kvnode client session.
+pub struct KvSession(Client);
+
+impl Session for KvSession {
+    async fn perform(&mut self, op: &Operation) -> Outcome {
+        let op = match op.clone() {
+            Operation::Read { key } => Op::Get { key },
+            Operation::Write { key, value } => Op::Put { key, value },
+            Operation::Cas { key, expected, new } => Op::Cas { key, expected, new },
+            Operation::Delete { key } => Op::Delete { key },
+        };
+        match self.0.execute(op).await {
+            Ok(Reply::Value(v)) => Outcome::Ok(v),
+            Ok(Reply::Done | Reply::Swapped) => Outcome::Ok(None),
+            Ok(Reply::Mismatch { current }) => Outcome::CasMiss(Some(current)),
+            Ok(Reply::Stale) => Outcome::Fail("stale session".into()),
+            Err(ClientError::Failed(why)) => Outcome::Fail(why),
+            Err(ClientError::Unknown(why)) => Outcome::Info(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(partitions: u32) -> ClusterConfig {
+        let mut text = format!("partitions = {partitions}\nreplication = 3\n");
+        for i in 1..=3 {
+            text += &format!(
+                "[[node]]\nid = \"n{i}\"\nclient = \"127.0.0.1:710{i}\"\npeer = \"127.0.0.1:720{i}\"\n"
+            );
+        }
+        ClusterConfig::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn every_partition_has_a_key_to_find_its_leader_by() {
+        for partitions in [1, 8, 61] {
+            let c = config(partitions);
+            for p in 0..partitions {
+                assert_eq!(c.partition_of(&key_in(&c, p)), p);
             }
-        }
-        killed
-    }
-}
-
-/// Waits for killed nodes on tokio's blocking pool, so the runtime's workers (the clients, the
-/// nemesis, the link layer's proxies) keep running meanwhile. The children move to the blocking
-/// thread, so they are reaped even if the caller stops waiting.
-async fn reap(killed: Vec<Child>) {
-    if killed.is_empty() {
-        return;
-    }
-    let reaped = tokio::task::spawn_blocking(move || {
-        for mut child in killed {
-            let _ = child.wait();
-        }
-    });
-    let _ = reaped.await;
-}
-
-/// A node that exited by itself, as [`Cluster::exited`] reports it.
-#[derive(Debug)]
-pub struct NodeExit {
-    pub name: String,
-    pub status: std::process::ExitStatus,
-    /// The last error line of its log (or its last line).
-    pub why: String,
-    pub log: PathBuf,
-}
-
-impl std::fmt::Display for NodeExit {
-    /// `(exit status: 1): <why> (log: <path>)`: follows "node NAME exited ...".
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "({}): {} (log: {})",
-            self.status,
-            self.why,
-            self.log.display()
-        )
-    }
-}
-
-impl Drop for Cluster {
-    /// Drop cannot await, so it reaps in place; the nodes have just been sent SIGKILL, so the
-    /// wait is short.
-    fn drop(&mut self) {
-        for mut child in self.kill_all() {
-            let _ = child.wait();
         }
     }
 }

@@ -1,0 +1,201 @@
+//! The system under test, as the bench sees it (Jepsen's db + client split).
+//!
+//! A [`System`] is a running cluster of named nodes that the bench owns: it can kill, pause,
+//! resume and restart any node, cut and heal the network between nodes, and open a client
+//! [`Session`] to a node. The workload, the recorder, the nemesis, the checker and the reports
+//! talk only to these traits; two systems implement them:
+//! - [`kvnode`]: kvlab's own store, its node-to-node TCP traffic through per-link proxies;
+//! - [`maelstrom`]: any program speaking Maelstrom's protocol on stdin/stdout, every message
+//!   routed by the bench (which can then also delay, drop, duplicate and reorder messages).
+//!
+//! Adding a system means implementing the two traits and adding a [`SystemConfig`] variant
+//! (README, "Test your own store").
+//!
+//! Contracts every implementation keeps:
+//! - no orphans: every process it starts dies on [`System::shutdown`], on drop (error, panic),
+//!   and, should the bench be SIGKILLed, by a parent-death signal;
+//! - an [`Outcome::Fail`] means the operation certainly did not take effect; when that is not
+//!   known (a timeout, a cut connection, a crash) the outcome is [`Outcome::Info`].
+
+pub mod kvnode;
+pub mod maelstrom;
+mod procs;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nemesis::fault::Trouble;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+pub use procs::NodeExit;
+
+/// One operation of the key-value workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Read {
+        key: String,
+    },
+    Write {
+        key: String,
+        value: String,
+    },
+    /// Sets `new` if the key holds `expected` (`None`: the key is absent).
+    Cas {
+        key: String,
+        expected: Option<String>,
+        new: String,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+/// How an operation ended, as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It took effect; a read carries the value it saw (`None`: absent).
+    Ok(Option<String>),
+    /// A CAS whose precondition did not hold: it changed nothing. Carries what the key held,
+    /// when the store said (`Some(None)`: absent).
+    CasMiss(Option<Option<String>>),
+    /// It certainly did not take effect; why.
+    Fail(String),
+    /// Its fate is unknown (timeout, cut connection, crash); why.
+    Info(String),
+}
+
+/// A client connection to the system: performs one operation at a time.
+pub trait Session: Send + 'static {
+    fn perform(&mut self, op: &Operation) -> impl Future<Output = Outcome> + Send;
+}
+
+/// One of the workload's clients.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSpec {
+    /// Which (0-based): it first talks to node `worker % N`, and starts as the history's
+    /// process `worker`.
+    pub worker: usize,
+    /// How many there are: a process retired after an unknown outcome comes back `workers`
+    /// numbers on.
+    pub workers: usize,
+    /// Operations time out after this long (outcome info).
+    pub timeout: Duration,
+    /// Stay with the first node rather than follow leader hints.
+    pub sticky: bool,
+}
+
+/// What a system can do beyond the common core (read, write, CAS with a value expected, kill,
+/// pause, partitions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A delete operation.
+    pub delete: bool,
+    /// A CAS that expects the key to be absent.
+    pub cas_from_absent: bool,
+    /// Message-level faults: delay, loss, duplication, reordering.
+    pub message_faults: bool,
+    /// Nodes keep their state across a kill (a durable store); `false` for nodes that keep it
+    /// in memory, which come back empty.
+    pub durable: bool,
+}
+
+/// Who leads, as far as a fault aimed at "the leader" can learn.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The key partition whose leader was asked for, when the system has partitions.
+    pub partition: Option<u32>,
+    /// The leader, if the system said.
+    pub node: Option<String>,
+}
+
+/// A running cluster the bench owns.
+pub trait System: Send + Sync + 'static {
+    type Session: Session;
+
+    /// The nodes' names, `n1` to `nN`.
+    fn names(&self) -> Vec<String>;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// A session for one of the workload's clients.
+    fn session(&self, client: &ClientSpec) -> Self::Session;
+
+    /// A session for the bench's own reads after the workload (the final reads), apart from
+    /// every worker's.
+    fn reader(&self, timeout: Duration) -> Self::Session;
+
+    /// The run's time 0, once the system is up: what the system records itself (messages) is
+    /// stamped from it, as the history is.
+    fn begin(&mut self, start: Instant);
+
+    /// Waits until the cluster serves requests again, or fails after `within`, naming why.
+    fn wait_ready(&mut self, within: Duration) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// SIGKILL; returns once the node is reaped.
+    fn kill(&mut self, node: &str) -> impl Future<Output = ()> + Send;
+    /// Starts a killed node again (with its data directory, if it has one).
+    fn restart(&mut self, node: &str) -> anyhow::Result<()>;
+    fn pause(&mut self, node: &str);
+    fn resume(&mut self, node: &str);
+
+    /// Drops every message from `from` to `to` for each pair; replaces any earlier cut.
+    fn partition(&mut self, cuts: &[(String, String)]) -> anyhow::Result<()>;
+    /// Message-level trouble on every link between nodes; [`Capabilities::message_faults`]
+    /// systems only (others refuse).
+    fn trouble(&mut self, trouble: Option<Trouble>) -> anyhow::Result<()>;
+    /// Heals every link and ends any trouble.
+    fn heal_network(&mut self);
+
+    /// Resumes paused nodes, restarts killed ones, heals the network.
+    fn heal(&mut self) -> anyhow::Result<()>;
+
+    /// The nodes that exited by themselves since the last call, each with why.
+    fn exited(&mut self) -> Vec<NodeExit>;
+
+    /// The leader to aim a leader-targeted fault at, drawing a key partition from `rng` where
+    /// there are several.
+    fn leader(&self, rng: &mut StdRng) -> impl Future<Output = LeaderHint> + Send;
+
+    /// Kills every node and returns once each is reaped. Idempotent.
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Facts for the results once the run is over (message counts, for one), as a JSON object
+    /// merged into `results.json`; called after [`System::shutdown`].
+    fn finish(&mut self, dir: &Path) -> anyhow::Result<SystemFacts>;
+}
+
+/// What a system reports at the end of a run.
+#[derive(Debug, Default)]
+pub struct SystemFacts {
+    pub messages: Option<reports::MessageStats>,
+}
+
+/// The system a run tests, as recorded in `config.toml` (`[system]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SystemConfig {
+    /// kvlab's own store.
+    #[default]
+    Kvnode,
+    /// A program speaking Maelstrom's protocol, started once per node.
+    Maelstrom(maelstrom::MaelstromConfig),
+}
+
+impl SystemConfig {
+    /// `kvnode`, or `maelstrom: PATH ARGS`, for summaries and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            SystemConfig::Kvnode => "kvnode".into(),
+            SystemConfig::Maelstrom(m) => {
+                let mut s = format!("maelstrom: {}", m.bin.display());
+                for a in &m.args {
+                    s.push(' ');
+                    s.push_str(a);
+                }
+                s
+            }
+        }
+    }
+}

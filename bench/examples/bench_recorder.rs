@@ -135,6 +135,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(d) = out.parent() {
         std::fs::create_dir_all(d)?;
     }
+    writeln!(
+        table,
+        "\nThe Maelstrom router's figures (messages per second with recording on, time per hop) \
+         are in [router.md](router.md) (`cargo run --release -p bench --example bench_router`)."
+    )?;
     std::fs::write(&out, table)?;
     eprintln!("figures written to {}", out.display());
     Ok(())

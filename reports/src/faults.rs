@@ -135,7 +135,7 @@ pub fn sides(grudge: &BTreeMap<String, Vec<String>>) -> Option<String> {
 }
 
 /// Orders node names as people number them: `n2` before `n10`.
-fn natural(name: &str) -> (&str, u64, &str) {
+pub(crate) fn natural(name: &str) -> (&str, u64, &str) {
     let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
     (stem, name[stem.len()..].parse().unwrap_or(0), name)
 }

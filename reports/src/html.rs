@@ -12,7 +12,7 @@ use crate::error::ReportError;
 use crate::junit::junit_xml;
 use crate::results::RunResults;
 use crate::run::{self, Run, Status, read_results, seconds};
-use crate::{anomaly, faults, plots, tables};
+use crate::{anomaly, faults, lamport, plots, tables};
 
 /// What [`render`] wrote.
 #[derive(Debug)]
@@ -20,6 +20,9 @@ pub struct Report {
     pub html: PathBuf,
     pub junit: PathBuf,
     pub plots: Vec<PathBuf>,
+    /// `messages.svg`, the Lamport diagram of the messages around the earliest anomaly, when
+    /// the run is invalid and recorded its messages.
+    pub messages_svg: Option<PathBuf>,
     /// Points drawn in the latency scatter (after thinning by pixel) and operations in all.
     pub scatter_points: usize,
     pub operations: usize,
@@ -69,6 +72,18 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
     let anomalies = match r.earliest_anomaly() {
         Some(_) => anomaly::views(run, &mut png)?,
         None => Vec::new(),
+    };
+    let diagram = match r.earliest_anomaly().and_then(|k| k.anomaly.as_ref()) {
+        Some(a) => lamport::diagram(run, a)?,
+        None => None,
+    };
+    let messages_svg = match &diagram {
+        Some(d) => {
+            let path = dir.join("messages.svg");
+            std::fs::write(&path, &d.file).map_err(ReportError::io(&path))?;
+            Some(path)
+        }
+        None => None,
     };
 
     let plot_views = vec![
@@ -148,6 +163,8 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         "bug": deliberate_bug(&node_args),
         "interrupted": r.interrupted,
         "test": r.test,
+        "system": r.system(),
+        "messages": r.messages.as_ref().map(tables::messages),
         "started_at": r.started_at.clone().unwrap_or_else(|| "unknown date".into()),
         "profile": r.profile,
         "nemesis": r.nemesis,
@@ -161,6 +178,7 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         "checker_ms": format!("{:.0} ms", r.checker.elapsed_ms),
         "keys": r.checker.keys.len(),
         "anomalies": anomalies,
+        "lamport": diagram.as_ref().map(|d| serde_json::json!({"svg": d.inline, "caption": d.caption})),
         "unknown_keys": unknown_keys,
         "plots": plot_views,
         "funcs": tables::func_rows(run),
@@ -179,6 +197,7 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         html: html_path,
         junit: junit_path,
         plots: written,
+        messages_svg,
         scatter_points,
         operations: run.ops.len(),
     })
@@ -275,6 +294,8 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
                         "node_args": node_args.join(" "),
                         "bug": deliberate_bug(&node_args).is_some(),
                         "test": r.test,
+                        "system": r.system(),
+                        "msgs_per_op": r.messages.as_ref().map(|m| format!("{:.2}", m.per_operation)),
                         "profile": r.profile,
                         "nemesis": r.nemesis,
                         "faults": r.faults.len(),

@@ -1,9 +1,10 @@
-//! The report's tables of figures: outcomes and both latencies per function, and availability
-//! while a fault was in force versus not.
+//! The report's tables of figures: outcomes and both latencies per function, availability
+//! while a fault was in force versus not, and the messages the bench's router counted.
 
 use serde::Serialize;
 
-use crate::results::Quantiles;
+use crate::faults::natural;
+use crate::results::{MessageStats, Quantiles};
 use crate::run::{FUNCS, Run, Status, quantile};
 
 /// One function's line in the operations and latency table.
@@ -139,4 +140,78 @@ pub fn availability(run: &Run) -> Vec<AvailabilityRow> {
         row("no fault in force", end - fault_ns, n[0]),
         row("a fault in force", fault_ns, n[1]),
     ]
+}
+
+/// The Messages section: the router's counts, for a system whose messages pass through the bench.
+#[derive(Serialize)]
+pub struct MessagesView {
+    /// Node-to-node messages per completed client operation, the figure protocols are compared by.
+    per_operation: String,
+    between_nodes: u64,
+    total: u64,
+    delivered: u64,
+    dropped: u64,
+    /// Dropped, as a share of all messages.
+    dropped_share: String,
+    duplicated: u64,
+    /// By node name, `n2` before `n10`.
+    nodes: Vec<NodeRow>,
+    /// By count, most first.
+    types: Vec<TypeRow>,
+}
+
+#[derive(Serialize)]
+struct NodeRow {
+    node: String,
+    sent: u64,
+    received: u64,
+}
+
+#[derive(Serialize)]
+struct TypeRow {
+    kind: String,
+    count: u64,
+    share: String,
+}
+
+pub fn messages(m: &MessageStats) -> MessagesView {
+    let share = |n: u64| {
+        if m.total == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}%", 100.0 * n as f64 / m.total as f64)
+        }
+    };
+    let mut nodes: Vec<NodeRow> = m
+        .by_node
+        .iter()
+        .map(|(node, n)| NodeRow {
+            node: node.clone(),
+            sent: n.sent,
+            received: n.received,
+        })
+        .collect();
+    nodes.sort_by(|a, b| natural(&a.node).cmp(&natural(&b.node)));
+    let mut types: Vec<TypeRow> = m
+        .by_type
+        .iter()
+        .map(|(kind, &count)| TypeRow {
+            kind: kind.clone(),
+            count,
+            share: share(count),
+        })
+        .collect();
+    // Stable after the map's order: equal counts stay by name.
+    types.sort_by_key(|t| std::cmp::Reverse(t.count));
+    MessagesView {
+        per_operation: format!("{:.2}", m.per_operation),
+        between_nodes: m.between_nodes,
+        total: m.total,
+        delivered: m.delivered,
+        dropped: m.dropped,
+        dropped_share: share(m.dropped),
+        duplicated: m.duplicated,
+        nodes,
+        types,
+    }
 }

@@ -2,7 +2,7 @@
 
 mod fixture;
 
-use fixture::stale_read_run;
+use fixture::{message_stats, stale_read_run};
 
 /// Writes a copy of a stale-read run's results under `root/test/ts`, edited as JSON.
 fn add_run(
@@ -94,11 +94,35 @@ fn the_index_shows_node_args_marks_deliberate_bugs_and_interrupted_runs() {
 }
 
 #[test]
+fn the_index_names_the_system_and_its_messages_per_operation_where_counted() {
+    let root = tempfile::tempdir().unwrap();
+    add_run(root.path(), "maelstrom", "20261102T000000Z", |r| {
+        r["system"] = "maelstrom: lin_kv.py".into();
+        r["messages"] = serde_json::to_value(message_stats()).unwrap();
+    });
+    add_run(root.path(), "kvnode", "20261101T000000Z", |_| {});
+    let html = index(root.path());
+    assert!(html.contains("<th>system</th>") && html.contains("<th>msgs/op</th>"));
+    assert!(
+        html.contains("<td class=\"nw\">maelstrom</td><td>maelstrom: lin_kv.py</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"n\">12.50</td>"), "{html}");
+    // A run without message counts (every kvnode run) has an empty cell.
+    assert!(
+        html.contains("<td class=\"nw\">kvnode</td><td>kvnode</td>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<td class=\"n\"></td>").count(), 1, "{html}");
+}
+
+#[test]
 fn runs_recorded_before_the_newer_fields_still_render_in_the_index_and_as_a_report() {
     let root = tempfile::tempdir().unwrap();
     let old = |r: &mut serde_json::Value| {
         let fields = r.as_object_mut().unwrap();
         for new in [
+            "system",
             "cas_miss",
             "service_time",
             "node_args",

@@ -273,6 +273,18 @@ async fn drive<S: System>(
     if let Some(c) = compaction {
         println!("{c}");
     }
+    let kills = results
+        .faults
+        .iter()
+        .filter(|w| w.fault["kind"] == "kill")
+        .count();
+    if kills > 0 && !caps.durable {
+        println!(
+            "note: {} restarted nodes that keep their state in memory: each came back empty, \
+             so what only it held was lost (a durable store would not lose it)",
+            checker::counted(kills as u64, "kill", "kills")
+        );
+    }
     if let Some(m) = &results.messages {
         println!(
             "messages: {} between nodes ({:.1} per operation), {} in all, {} dropped, {} duplicated",

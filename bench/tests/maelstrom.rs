@@ -114,6 +114,22 @@ fn a_linearizable_node_is_valid_under_partitions_pauses_and_delays() {
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains("kind = \"maelstrom\""), "{config}");
     assert!(config.contains("lin_kv_single.py"), "{config}");
+    // And replaying it runs the same node again, with the same seed.
+    let again = tempfile::tempdir().unwrap();
+    let config_path = run.join("config.toml");
+    let o = bench(
+        again.path(),
+        &[
+            "--config",
+            config_path.to_str().unwrap(),
+            "--time-limit",
+            "2s",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let replayed = results(&latest(again.path()));
+    assert_eq!(replayed["system"], r["system"]);
+    assert_eq!(replayed["seed"], r["seed"]);
 }
 
 #[test]

@@ -11,8 +11,9 @@
 //! invocations and completions first, then other clients' messages the same way. The file is
 //! streamed once and only the messages that may be drawn are kept.
 //!
-//! A client is named after the history's process: process `p` talks as client `c{p+1}`, and
-//! the final reads (processes from [`FINAL_READS_PROCESS`]) as `c0`. A client's messages belong
+//! A client is named after the history's process: process `p` talks as client `c{p+1}` (the
+//! final reads too: one process, so one client, per key; `c0` is the bench's own, for `init`).
+//! A client's messages belong
 //! to one of its operations when they leave it between the operation's invocation and its
 //! completion; a message to it, when it replies to one of those (`in_reply_to`), or, lacking
 //! that, when it arrives in between.
@@ -30,8 +31,6 @@ use crate::run::{Run, seconds};
 
 /// Messages drawn at most, unless the core's operations have more client messages than that.
 pub const MAX_DRAWN: usize = 150;
-/// The bench's final reads run as processes from this number up, and talk as client `c0`.
-pub const FINAL_READS_PROCESS: u64 = 1_000_000;
 /// The window reaches this share of its span before the first operation and after the last …
 const MARGIN_SHARE: u64 = 10;
 /// … but at least and at most this much (nanoseconds).
@@ -40,11 +39,7 @@ const MARGIN_MAX_NS: u64 = 200_000_000;
 
 /// The client a history process talks as.
 pub fn client(process: u64) -> String {
-    if process >= FINAL_READS_PROCESS {
-        "c0".to_owned()
-    } else {
-        format!("c{}", process + 1)
-    }
+    format!("c{}", process + 1)
 }
 
 /// A name the router gives a client (`c0`, `c12`) rather than a node.

@@ -92,7 +92,7 @@ fn selection(messages: Vec<Message>, cap: usize) -> Selection {
 fn clients_are_named_as_the_bench_names_them() {
     assert_eq!(client(0), "c1");
     assert_eq!(client(2), "c3");
-    assert_eq!(client(FINAL_READS_PROCESS + 4), "c0");
+    assert_eq!(client(1_000_004), "c1000005");
     assert!(is_client("c0") && is_client("c12"));
     assert!(!is_client("n1") && !is_client("c") && !is_client("client") && !is_client("c1x"));
 }

@@ -18,12 +18,14 @@
 //! `X-Server-From`, as taught by [`PeerProxies::learn_ids`]. etcd's rafthttp sets both on every
 //! stream, pipeline and snapshot request. A TCP connection has one sender for its whole life, so
 //! once one of its requests names the sender, the requests after it on the same connection are
-//! that sender's too; keep-alive connections are followed request by request (the proxy tracks
-//! HTTP/1.1 framing, `Content-Length` and chunked bodies, on the way to the member).
+//! that sender's too. Keep-alive connections are followed request by request (the proxy tracks
+//! HTTP/1.1 framing, `Content-Length` and chunked bodies, on the way to the member), because etcd's
+//! probes and pipeline share one connection pool: a connection opened by a header-less probe may
+//! carry raft messages later, and is cut from its first request that names the sender.
 //!
 //! Contract of the controls, all effective when they return:
 //! - a cut link resets, at once, every connection whose latest request travels on it, and resets
-//!   every later request on it right after reading its head (the member sees a reset connection,
+//!   every later request on it right after reading its head (the sender sees a reset connection,
 //!   as when a peer is unreachable); a request's bytes already forwarded are not recalled;
 //! - healing lets new requests through; reset connections stay reset, etcd redials;
 //! - a request whose sender cannot be told (no usable header and nothing earlier on its
@@ -33,9 +35,9 @@
 //!
 //! Exact and approximate: every raft message (stream, pipeline, snapshot) is cut exactly on its
 //! link. Not cut are the unidentified requests above (liveness probes and version checks, but also
-//! lease renewals forwarded to the leader) and the small replies on the other direction of a
-//! connection (a `204` to a pipeline POST travels B → A even when B → A is cut; it carries no raft
-//! message).
+//! lease renewals forwarded to the leader) and the small messages against the payload's direction
+//! (a `204` to a pipeline POST travels B → A even when only B → A is cut, and a stream's GET
+//! request travels A → B even when only A → B is cut; neither carries a raft message).
 //!
 //! Everything listens on 127.0.0.1. Dropping the [`PeerProxies`] closes its listeners and resets
 //! every connection through it.

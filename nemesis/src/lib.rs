@@ -20,6 +20,7 @@
 //! [`Fault::start_name`] and [`Fault::end_name`].
 
 pub mod fault;
+pub mod peer_proxy;
 pub mod process;
 pub mod proxy;
 pub mod schedule;

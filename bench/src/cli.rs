@@ -59,8 +59,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// The system under test: kvnode (kvlab's own store) or maelstrom (any program speaking
-    /// Maelstrom's protocol, given with --bin). Default kvnode.
+    /// The system under test: kvnode (kvlab's own store), maelstrom (any program speaking
+    /// Maelstrom's protocol, given with --bin) or etcd. Default kvnode.
     #[arg(long, value_name = "NAME")]
     pub system: Option<String>,
     /// --system maelstrom: the node program, started once per node.
@@ -69,6 +69,12 @@ pub struct RunArgs {
     /// --system maelstrom: an argument for the node program (repeatable).
     #[arg(long, allow_hyphen_values = true, value_name = "ARG")]
     pub bin_arg: Vec<String>,
+    /// --system etcd: the etcd binary (default: etcd on PATH; Debian package etcd-server).
+    #[arg(long, value_name = "PATH")]
+    pub etcd_bin: Option<std::path::PathBuf>,
+    /// --system etcd: serializable reads, served by whichever member answers (may be stale).
+    #[arg(long)]
+    pub etcd_serializable_reads: bool,
     /// How long the workload runs, e.g. 30s (default 60s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub time_limit: Option<Duration>,

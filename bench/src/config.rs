@@ -12,6 +12,7 @@ use crate::cli::RunArgs;
 use crate::compaction::Compaction;
 use crate::profile::{Profile, duration_serde};
 use crate::system::SystemConfig;
+use crate::system::etcd::EtcdConfig;
 use crate::system::maelstrom::MaelstromConfig;
 
 /// Everything that determines a run; written to `config.toml` so `--config` repeats it.
@@ -72,8 +73,12 @@ impl RunConfig {
                 cfg.system = SystemConfig::Maelstrom(MaelstromConfig::default());
             }
             Some("maelstrom") => {}
+            Some("etcd") if !matches!(cfg.system, SystemConfig::Etcd(_)) => {
+                cfg.system = SystemConfig::Etcd(EtcdConfig::default());
+            }
+            Some("etcd") => {}
             Some(other) => {
-                bail!("--system {other}: unknown; the systems are kvnode and maelstrom")
+                bail!("--system {other}: unknown; the systems are kvnode, maelstrom and etcd")
             }
         }
         match &mut cfg.system {
@@ -88,11 +93,23 @@ impl RunConfig {
                     bail!("--system maelstrom needs --bin PATH: the node program to run");
                 }
             }
-            SystemConfig::Kvnode => {
-                if args.bin.is_some() || !args.bin_arg.is_empty() {
-                    bail!("--bin and --bin-arg are for --system maelstrom");
+            SystemConfig::Etcd(e) => {
+                if let Some(bin) = &args.etcd_bin {
+                    e.bin = Some(bin.clone());
                 }
+                e.serializable_reads |= args.etcd_serializable_reads;
             }
+            SystemConfig::Kvnode => {}
+        }
+        if !matches!(cfg.system, SystemConfig::Maelstrom(_))
+            && (args.bin.is_some() || !args.bin_arg.is_empty())
+        {
+            bail!("--bin and --bin-arg are for --system maelstrom");
+        }
+        if !matches!(cfg.system, SystemConfig::Etcd(_))
+            && (args.etcd_bin.is_some() || args.etcd_serializable_reads)
+        {
+            bail!("--etcd-bin and --etcd-serializable-reads are for --system etcd");
         }
         if let Some(p) = &args.profile {
             cfg.profile = Profile::from_name_or_file(p)?;
@@ -175,9 +192,17 @@ impl RunConfig {
             bail!(
                 "--nemesis {}: delay, loss, duplicate and reorder act on single messages, which \
                  only systems whose messages pass through the bench allow (--system maelstrom); \
-                 kvnode's links are TCP proxies",
-                short_name(&cfg.nemesis.name)
+                 {} links are proxied as connections",
+                short_name(&cfg.nemesis.name),
+                if matches!(cfg.system, SystemConfig::Etcd(_)) {
+                    "etcd's"
+                } else {
+                    "kvnode's"
+                }
             );
+        }
+        if matches!(cfg.system, SystemConfig::Etcd(_)) && !cfg.node_args.is_empty() {
+            bail!("--node-arg is for kvnode");
         }
         // A timed schedule's named nodes and step times, against this run.
         cfg.nemesis.check(

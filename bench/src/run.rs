@@ -21,7 +21,7 @@ use crate::profile::{KeyChooser, Profile};
 use crate::recorder::Recorder;
 use crate::summary::{ResultsFile, RunFacts, print_latency, progress, results};
 use crate::system::kvnode::{Cluster, ClusterSpec, find_kvnode};
-use crate::system::{ClientSpec, System, SystemConfig, maelstrom};
+use crate::system::{ClientSpec, System, SystemConfig, etcd, maelstrom};
 use crate::workload::{Ctx, Stats, final_reads, worker};
 
 /// Runs `bench run`; returns the process exit code.
@@ -62,7 +62,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             ", snapshot every {} entries, WAL checkpoint at {} bytes",
             cfg.compaction.snapshot_every, cfg.compaction.wal_checkpoint_bytes
         ),
-        SystemConfig::Maelstrom(_) => String::new(),
+        SystemConfig::Maelstrom(_) | SystemConfig::Etcd(_) => String::new(),
     };
     eprintln!(
         "bench: {} for {}, {}, profile {}, nemesis {}, seed {}{compaction} -> {}",
@@ -99,6 +99,10 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             let cluster =
                 maelstrom::Cluster::start(m, cfg.nodes, cfg.seed, cfg.profile.value_size, &dir)
                     .await?;
+            drive(cluster, cfg, &dir, &out).await
+        }
+        SystemConfig::Etcd(e) => {
+            let cluster = etcd::Cluster::start(e, cfg.nodes, cfg.seed, &dir).await?;
             drive(cluster, cfg, &dir, &out).await
         }
     }
@@ -207,7 +211,7 @@ async fn drive<S: System>(
     let elapsed = start.elapsed();
     // Counted once every node is down, so that each log is complete.
     let compaction = match ctx.cfg.system {
-        SystemConfig::Maelstrom(_) => None,
+        SystemConfig::Maelstrom(_) | SystemConfig::Etcd(_) => None,
         SystemConfig::Kvnode => match CompactionCounts::of_run(dir, &names) {
             Ok(counts) => Some(CompactionReport {
                 thresholds: ctx.cfg.compaction,

@@ -6,7 +6,8 @@
 //! talk only to these traits; two systems implement them:
 //! - [`kvnode`]: kvlab's own store, its node-to-node TCP traffic through per-link proxies;
 //! - [`maelstrom`]: any program speaking Maelstrom's protocol on stdin/stdout, every message
-//!   routed by the bench (which can then also delay, drop, duplicate and reorder messages).
+//!   routed by the bench (which can then also delay, drop, duplicate and reorder messages);
+//! - [`etcd`]: a cluster of etcd members, partitioned by proxies in front of their peer ports.
 //!
 //! Adding a system means implementing the two traits and adding a [`SystemConfig`] variant
 //! (README, "Test your own store").
@@ -17,6 +18,7 @@
 //! - an [`Outcome::Fail`] means the operation certainly did not take effect; when that is not
 //!   known (a timeout, a cut connection, a crash) the outcome is [`Outcome::Info`].
 
+pub mod etcd;
 pub mod kvnode;
 pub mod maelstrom;
 mod procs;
@@ -181,6 +183,8 @@ pub enum SystemConfig {
     Kvnode,
     /// A program speaking Maelstrom's protocol, started once per node.
     Maelstrom(maelstrom::MaelstromConfig),
+    /// etcd members.
+    Etcd(etcd::EtcdConfig),
 }
 
 impl SystemConfig {
@@ -196,6 +200,8 @@ impl SystemConfig {
                 }
                 s
             }
+            SystemConfig::Etcd(e) if e.serializable_reads => "etcd (serializable reads)".into(),
+            SystemConfig::Etcd(_) => "etcd".into(),
         }
     }
 }

@@ -119,6 +119,8 @@ impl NodeProcs {
             if let Some(child) = n.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
+                // Whatever it started lives on in its process group: end it too.
+                let _ = nemesis::process::kill_group(child.id());
                 n.child = None;
                 let text = std::fs::read_to_string(&n.log).unwrap_or_default();
                 // Its last error line says why (clap, for one, ends with a hint instead).

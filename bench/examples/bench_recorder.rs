@@ -65,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             timing: Timing::default(),
             kvnode: node,
             node_args: Vec::new(),
+            ports: bench::system::loopback_ports(),
         };
         let cluster = Cluster::start(spec, dir.path()).await?;
         for name in ["ycsb-a", "ycsb-c"] {

@@ -66,6 +66,7 @@ impl RunConfig {
             },
         };
         let default_schedule = args.config.is_none() && args.nemesis.is_none();
+        let before = cfg.system.clone();
         match args.system.as_deref() {
             None => {}
             Some("kvnode") => cfg.system = SystemConfig::Kvnode,
@@ -81,10 +82,17 @@ impl RunConfig {
                 bail!("--system {other}: unknown; the systems are kvnode, maelstrom and etcd")
             }
         }
+        if std::mem::discriminant(&before) != std::mem::discriminant(&cfg.system) {
+            // Another system than the recorded run's: its kvnode flags do not carry over.
+            cfg.node_args.clear();
+        }
         match &mut cfg.system {
             SystemConfig::Maelstrom(m) => {
                 if let Some(bin) = &args.bin {
-                    m.bin.clone_from(bin);
+                    // Absolute: the program checked is the one run (not one found on PATH), and
+                    // config.toml replays it from any directory.
+                    m.bin = std::path::absolute(bin)
+                        .with_context(|| format!("--bin {}", bin.display()))?;
                 }
                 if !args.bin_arg.is_empty() {
                     m.args.clone_from(&args.bin_arg);
@@ -110,6 +118,23 @@ impl RunConfig {
             && (args.etcd_bin.is_some() || args.etcd_serializable_reads)
         {
             bail!("--etcd-bin and --etcd-serializable-reads are for --system etcd");
+        }
+        if !matches!(cfg.system, SystemConfig::Kvnode) {
+            let kvnode_only = [
+                ("--kvnode", args.kvnode.is_some()),
+                ("--node-arg", !args.node_arg.is_empty()),
+                ("--snapshot-every", args.snapshot_every.is_some()),
+                (
+                    "--wal-checkpoint-bytes",
+                    args.wal_checkpoint_bytes.is_some(),
+                ),
+            ];
+            if let Some((flag, _)) = kvnode_only.iter().find(|(_, given)| *given) {
+                bail!(
+                    "{flag} is for --system kvnode; this run tests {}",
+                    cfg.system.describe()
+                );
+            }
         }
         if let Some(p) = &args.profile {
             cfg.profile = Profile::from_name_or_file(p)?;

@@ -21,7 +21,7 @@ use crate::profile::{KeyChooser, Profile};
 use crate::recorder::Recorder;
 use crate::summary::{ResultsFile, RunFacts, print_latency, progress, results};
 use crate::system::kvnode::{Cluster, ClusterSpec, find_kvnode};
-use crate::system::{ClientSpec, System, SystemConfig, etcd, maelstrom};
+use crate::system::{ClientSpec, System, SystemConfig, etcd, loopback_ports, maelstrom};
 use crate::workload::{Ctx, Stats, final_reads, worker};
 
 /// Runs `bench run`; returns the process exit code.
@@ -83,6 +83,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
                 timing: cfg.compaction.timing(),
                 kvnode: find_kvnode(args.kvnode.as_deref())?,
                 node_args: cfg.node_args.clone(),
+                ports: loopback_ports(),
             };
             let cluster = Cluster::start(spec, &dir).await?;
             drive(cluster, cfg, &dir, &out).await
@@ -102,7 +103,8 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             drive(cluster, cfg, &dir, &out).await
         }
         SystemConfig::Etcd(e) => {
-            let cluster = etcd::Cluster::start(e, cfg.nodes, cfg.seed, &dir).await?;
+            let cluster =
+                etcd::Cluster::start(e, cfg.nodes, cfg.seed, &dir, loopback_ports()).await?;
             drive(cluster, cfg, &dir, &out).await
         }
     }
@@ -162,6 +164,36 @@ async fn drive<S: System>(
             }
             interrupted.store(true, Ordering::SeqCst);
             ctx.stop.store(true, Ordering::SeqCst);
+            // The bench now stops the nodes and checks what was recorded; a second signal
+            // means "now": the nodes die with the bench (their parent-death signal).
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("\nbench: interrupted again: stopping now, without a verdict");
+            std::process::exit(Verdict::Unknown.exit_code());
+        })
+    };
+    // Nodes that exit by themselves during the run (a crash of the system under test): said
+    // when seen; each stays down until the faults end, when healing restarts it.
+    let crashes = {
+        let (ctx, cluster) = (ctx.clone(), cluster.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            while !ctx.stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                for exit in cluster.lock().await.exited() {
+                    let line = format!(
+                        "node {} exited by itself at {:.3} s {exit}",
+                        exit.name,
+                        ctx.start.elapsed().as_secs_f64()
+                    );
+                    eprintln!("\nbench: {line}");
+                    seen.push(line);
+                }
+            }
+            seen
         })
     };
 
@@ -184,22 +216,40 @@ async fn drive<S: System>(
     ctx.stop.store(true, Ordering::SeqCst);
     let windows = nemesis.await.context("the nemesis task failed")??;
     progress.abort();
+    let mut crashes = crashes.await.context("the node watcher failed")?;
     eprintln!();
-    let interrupted = interrupted.load(Ordering::SeqCst);
-    if interrupted {
+    let mut unrecovered = None;
+    if interrupted.load(Ordering::SeqCst) {
         eprintln!(
             "bench: interrupted: the cluster is stopped; checking and reporting the partial history"
         );
     } else {
         // Heal, let the cluster recover, then read every key once more (as Jepsen does).
-        let reader = {
+        let recovered = {
             let mut c = cluster.lock().await;
-            c.heal()?;
-            c.wait_ready(Duration::from_secs(30)).await?;
-            c.reader(Duration::from_secs(5))
+            for exit in c.exited() {
+                let line = format!("node {} exited by itself {exit}", exit.name);
+                eprintln!("bench: {line}");
+                crashes.push(line);
+            }
+            match c.heal() {
+                Ok(()) => c.wait_ready(Duration::from_secs(30)).await,
+                Err(e) => Err(e),
+            }
+            .map(|()| c.reader(Duration::from_secs(5)))
         };
-        final_reads(&ctx, reader).await;
+        match recovered {
+            Ok(reader) => final_reads(&ctx, reader, &interrupted).await,
+            Err(e) => {
+                eprintln!(
+                    "bench: the cluster did not recover once the faults ended: {e:#}; checking \
+                     the history without the final reads"
+                );
+                unrecovered = Some(format!("{e:#}"));
+            }
+        }
     }
+    let interrupted = interrupted.load(Ordering::SeqCst);
     let facts = {
         let mut c = cluster.lock().await;
         c.shutdown().await;
@@ -304,6 +354,18 @@ async fn drive<S: System>(
         eprintln!("bench run: no runs index: {e}");
     }
     println!("run directory: {}", dir.display());
+    for crash in &crashes {
+        println!("crash: {crash}");
+    }
+    if let Some(why) = &unrecovered
+        && result.verdict == Verdict::Valid
+    {
+        println!(
+            "the history is linearizable, but the cluster did not recover after the faults \
+             ({why}), so the run is unknown"
+        );
+        return Ok(Verdict::Unknown);
+    }
     if interrupted && result.verdict == Verdict::Valid {
         // Nothing wrong in what was recorded, but the run did not finish: not a pass.
         println!("interrupted: the partial history is linearizable, but the run is unknown");
@@ -403,6 +465,7 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
             timing: Timing::default(),
             kvnode: find_kvnode(args.kvnode.as_deref())?,
             node_args: args.node_arg.clone(),
+            ports: loopback_ports(),
         };
         let mut cluster = Cluster::start(spec, &args.dir).await?;
         let config = std::path::absolute(args.dir.join("cluster.toml"))?;

@@ -238,9 +238,13 @@ pub(crate) fn written_value(w: usize, n: u64, size: usize) -> String {
 /// The process numbers of the final reads: one per key from here.
 pub(crate) const FINAL_READS_BASE: u64 = 1_000_000;
 
-/// Reads every key once more through `session` (after healing, as Jepsen does).
-pub(crate) async fn final_reads<S: Session>(ctx: &Ctx, mut session: S) {
+/// Reads every key once more through `session` (after healing, as Jepsen does), until done or
+/// `interrupted`.
+pub(crate) async fn final_reads<S: Session>(ctx: &Ctx, mut session: S, interrupted: &AtomicBool) {
     for k in 0..ctx.cfg.profile.keys {
+        if interrupted.load(Ordering::SeqCst) {
+            break;
+        }
         let key = format!("k{k}");
         let process = Process::Client(FINAL_READS_BASE + k);
         ctx.recorder.record(&Event {

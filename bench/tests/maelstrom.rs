@@ -114,6 +114,11 @@ fn a_linearizable_node_is_valid_under_partitions_pauses_and_delays() {
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains("kind = \"maelstrom\""), "{config}");
     assert!(config.contains("lin_kv_single.py"), "{config}");
+    // Recorded absolute, so that it replays from any directory.
+    assert!(
+        config.contains(&format!("bin = \"{}", node.display())),
+        "{config}"
+    );
     // And replaying it runs the same node again, with the same seed.
     let again = tempfile::tempdir().unwrap();
     let config_path = run.join("config.toml");
@@ -236,6 +241,28 @@ fn bad_maelstrom_invocations_are_refused_in_one_line() {
             vec!["--bin", "x"],
             "--bin and --bin-arg are for --system maelstrom",
         ),
+        (
+            vec![
+                "--system",
+                "maelstrom",
+                "--bin",
+                script.to_str().unwrap(),
+                "--kvnode",
+                "/x",
+            ],
+            "--kvnode is for --system kvnode",
+        ),
+        (
+            vec![
+                "--system",
+                "maelstrom",
+                "--bin",
+                script.to_str().unwrap(),
+                "--snapshot-every",
+                "7",
+            ],
+            "--snapshot-every is for --system kvnode",
+        ),
     ] {
         let o = bench(out.path(), &args);
         assert_eq!(o.status.code(), Some(254), "{args:?}: {}", text(&o));
@@ -267,4 +294,177 @@ fn a_node_that_dies_at_start_is_named_with_its_log() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("exited"), "{err}");
     assert!(err.contains("error: cannot start"), "{err}");
+}
+
+fn executable(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            if stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'))
+            {
+                return None;
+            }
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(needle).then(|| format!("{pid}: {cmd}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_that_crashes_mid_run_is_named_and_the_history_still_checked() {
+    if !python() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    // A one-node store in memory that exits after 200 requests; what it started in the
+    // background must not outlive the run.
+    let marker = format!("{}", 3_000_000 + std::process::id());
+    let store = executable(
+        out.path(),
+        "store.py",
+        "#!/usr/bin/env python3\nimport json, sys\nkv, n = {}, 0\nfor line in sys.stdin:\n    m = json.loads(line)\n    b = m['body']\n    t = b['type']\n    n += 1\n    if n > 200:\n        sys.exit(3)\n    r = {'in_reply_to': b['msg_id']}\n    if t == 'init':\n        r['type'] = 'init_ok'\n    elif t == 'write':\n        kv[b['key']] = b['value']\n        r['type'] = 'write_ok'\n    elif t == 'read' and b['key'] in kv:\n        r.update(type='read_ok', value=kv[b['key']])\n    elif t == 'cas' and kv.get(b['key']) == b['from']:\n        kv[b['key']] = b['to']\n        r['type'] = 'cas_ok'\n    else:\n        r.update(type='error', code=20 if b['key'] not in kv else 22)\n    print(json.dumps({'src': m['dest'], 'dest': m['src'], 'body': r}), flush=True)\n",
+    );
+    let node = executable(
+        out.path(),
+        "crashes.sh",
+        &format!("#!/bin/sh\nsleep {marker} &\n{}\n", store.display()),
+    );
+    let o = bench(
+        out.path(),
+        &maelstrom(
+            node.to_str().unwrap(),
+            &[
+                "--nodes",
+                "1",
+                "--nemesis",
+                "none",
+                "--time-limit",
+                "3s",
+                "--seed",
+                "1",
+            ],
+        ),
+    );
+    let t = text(&o);
+    // Checked: its memory was lost, so reads after the restart miss acknowledged writes.
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("crash: node n1 exited by itself"), "{t}");
+    assert!(latest(out.path()).join("results.json").exists());
+    assert!(
+        processes_with(&format!("sleep {marker}")).is_empty(),
+        "left behind"
+    );
+}
+
+#[test]
+fn a_started_node_reads_init_first_and_nothing_else_until_it_answers() {
+    use bench::system::maelstrom::router::Network;
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let net =
+            Network::new(vec!["n1".into()], 1, 8, &dir.path().join("messages.jsonl")).unwrap();
+        net.begin(std::time::Instant::now());
+        // A node that writes down what it reads and never answers.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cat > {}", seen.display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let request = r#"{"src":"c1","dest":"n1","body":{"type":"read","msg_id":1,"key":0}}"#;
+        net.send_from_client(request);
+        let init = r#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":1}}"#;
+        net.attach(0, stdin, stdout, init).unwrap();
+        net.send_from_client(request);
+        net.detach(0);
+        let stats = net.finish().unwrap();
+        assert_eq!(stats.dropped, 2, "{stats:?}");
+        drop(net);
+        child.wait().unwrap();
+    });
+    let lines = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains("\"init\""), "{lines}");
+    let log = std::fs::read_to_string(dir.path().join("messages.jsonl")).unwrap();
+    assert!(log.contains("\"why\":\"down\""), "{log}");
+    assert!(log.contains("\"why\":\"starting\""), "{log}");
+}
+
+#[test]
+fn an_interrupt_during_the_final_reads_ends_the_run_promptly() {
+    if !python() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    // Answers init and 100 requests, then nothing: every final read waits for its timeout.
+    // It says on stderr (its log) when the first final read (process 1,000,000) reaches it.
+    let node = executable(
+        out.path(),
+        "mute.py",
+        "#!/usr/bin/env python3\nimport json, sys\nn = 0\nfor line in sys.stdin:\n    m = json.loads(line)\n    b = m['body']\n    n += 1\n    if m['src'] == 'c1000001':\n        print('FINAL READS', file=sys.stderr, flush=True)\n    if b['type'] == 'init' or n < 100:\n        t = 'init_ok' if b['type'] == 'init' else 'error'\n        r = {'type': t, 'in_reply_to': b['msg_id'], 'code': 20}\n        print(json.dumps({'src': m['dest'], 'dest': m['src'], 'body': r}), flush=True)\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--system", "maelstrom", "--bin"])
+        .arg(&node)
+        .args(["--nodes", "1", "--nemesis", "none", "--time-limit", "1s"])
+        .args(["--profile", "ycsb-a", "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_dir(out.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && e.file_name() != "latest")
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()))
+            .map(|run| run.path().join("n1.log"))
+            .find(|l| l.exists());
+        if log.is_some_and(|l| std::fs::read_to_string(l).unwrap().contains("FINAL READS")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the final reads never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let interrupted = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    // One final read in flight (5 s at most) finishes; the other 999 are not attempted.
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        interrupted.elapsed()
+    );
+    assert_eq!(status.code(), Some(2));
 }

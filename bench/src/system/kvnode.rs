@@ -7,7 +7,6 @@
 //! bench itself be killed with SIGKILL, each node also has a parent-death signal as a last
 //! resort.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -25,6 +24,7 @@ use super::procs::{NodeExit, NodeProcs};
 use super::{
     Capabilities, ClientSpec, LeaderHint, Operation, Outcome, Session, System, SystemFacts,
 };
+use super::{PortPicker, START_ATTEMPTS, port_was_taken};
 
 #[derive(Clone)]
 pub struct ClusterSpec {
@@ -35,6 +35,8 @@ pub struct ClusterSpec {
     pub timing: Timing,
     pub kvnode: NodeBinary,
     pub node_args: Vec<String>,
+    /// Where the nodes listen ([`super::loopback_ports`]).
+    pub ports: PortPicker,
 }
 
 /// How to start a node.
@@ -77,13 +79,6 @@ pub struct Cluster {
     pub links: LinkLayer,
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    kvnode::ports::unused_loopback_addr().context("find a free loopback port")
-}
-
-/// Starts with fresh ports this many times when a node finds its port taken.
-const START_ATTEMPTS: usize = 3;
-
 /// The names of a cluster's `n` nodes: `n1` to `nN`.
 pub(crate) fn node_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
@@ -114,28 +109,9 @@ impl Cluster {
             let Err(e) = result else {
                 return result;
             };
-            let names = node_names(spec.nodes);
-            let in_use = names.iter().any(|n| {
-                std::fs::read_to_string(dir.join(format!("{n}.log")))
-                    .is_ok_and(|log| kvnode::ports::is_addr_in_use(&log))
-            });
-            if !in_use || attempt == START_ATTEMPTS {
+            if attempt == START_ATTEMPTS || !port_was_taken(dir, &node_names(spec.nodes), attempt)?
+            {
                 return Err(e);
-            }
-            eprintln!(
-                "a node's port was taken while the cluster started; starting again with fresh ports"
-            );
-            for n in &names {
-                let log = dir.join(format!("{n}.log"));
-                if log.exists() {
-                    std::fs::rename(&log, dir.join(format!("{n}.log.failed-start-{attempt}")))
-                        .with_context(|| format!("move {} aside", log.display()))?;
-                }
-            }
-            let data = dir.join("data");
-            if data.exists() {
-                std::fs::remove_dir_all(&data)
-                    .with_context(|| format!("remove {}", data.display()))?;
             }
         }
         unreachable!("the loop returns")
@@ -147,8 +123,8 @@ impl Cluster {
         for name in &names {
             nodes.push(NodeConfig {
                 id: name.clone(),
-                client: free_addr()?,
-                peer: free_addr()?,
+                client: (spec.ports)()?,
+                peer: (spec.ports)()?,
             });
         }
         let mut proxy_links = Vec::new();

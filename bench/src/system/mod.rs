@@ -168,6 +168,51 @@ pub trait System: Send + Sync + 'static {
     fn finish(&mut self, dir: &Path) -> anyhow::Result<SystemFacts>;
 }
 
+/// Where a system's nodes listen: a fresh loopback address per call. A picker of its own lets a
+/// test hand out a port that is already taken.
+pub type PortPicker =
+    std::sync::Arc<dyn Fn() -> anyhow::Result<std::net::SocketAddr> + Send + Sync>;
+
+/// Fresh loopback addresses below the ephemeral range ([`::kvnode::ports`]).
+pub fn loopback_ports() -> PortPicker {
+    std::sync::Arc::new(|| {
+        ::kvnode::ports::unused_loopback_addr()
+            .map_err(|e| anyhow::anyhow!("find a free loopback port: {e}"))
+    })
+}
+
+/// Starts with fresh ports this many times when a node finds its port taken.
+pub(crate) const START_ATTEMPTS: usize = 3;
+
+/// After a failed start: whether a node's log in `dir` says its port was taken (another
+/// process bound it between the bench's choice and the node's bind). If so, moves each log
+/// aside as `NAME.log.failed-start-N` and removes the data directories, for a fresh start.
+pub(crate) fn port_was_taken(dir: &Path, names: &[String], attempt: usize) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    let taken = names.iter().any(|n| {
+        std::fs::read_to_string(dir.join(format!("{n}.log"))).is_ok_and(|log| {
+            ::kvnode::ports::is_addr_in_use(&log)
+                || log.to_ascii_lowercase().contains("address already in use")
+        })
+    });
+    if !taken {
+        return Ok(false);
+    }
+    eprintln!("a node's port was taken while the cluster started; starting again with fresh ports");
+    for n in names {
+        let log = dir.join(format!("{n}.log"));
+        if log.exists() {
+            std::fs::rename(&log, dir.join(format!("{n}.log.failed-start-{attempt}")))
+                .with_context(|| format!("move {} aside", log.display()))?;
+        }
+    }
+    let data = dir.join("data");
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("remove {}", data.display()))?;
+    }
+    Ok(true)
+}
+
 /// What a system reports at the end of a run.
 #[derive(Debug, Default)]
 pub struct SystemFacts {

@@ -31,6 +31,7 @@ use super::procs::{NodeExit, NodeProcs};
 use super::{
     Capabilities, ClientSpec, LeaderHint, Operation, Outcome, Session, System, SystemFacts,
 };
+use super::{PortPicker, START_ATTEMPTS, port_was_taken};
 use client::EtcdClient;
 
 /// `[system]` of a run's `config.toml` for `kind = "etcd"`.
@@ -95,17 +96,36 @@ pub struct Cluster {
     token: String,
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    kvnode::ports::unused_loopback_addr().context("find a free loopback port")
-}
-
 impl Cluster {
-    /// Starts `nodes` members behind their peer proxies and waits until every one is healthy.
+    /// Starts `nodes` members behind their peer proxies and waits until every one is healthy;
+    /// starts again with fresh ports (`ports`) when a member finds its port taken.
     pub async fn start(
         config: &EtcdConfig,
         nodes: usize,
         seed: u64,
         dir: &Path,
+        ports: PortPicker,
+    ) -> anyhow::Result<Cluster> {
+        for attempt in 1.. {
+            let result = Cluster::start_once(config, nodes, seed, dir, &ports).await;
+            let Err(e) = result else {
+                return result;
+            };
+            if attempt == START_ATTEMPTS
+                || !port_was_taken(dir, &super::kvnode::node_names(nodes), attempt)?
+            {
+                return Err(e);
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn start_once(
+        config: &EtcdConfig,
+        nodes: usize,
+        seed: u64,
+        dir: &Path,
+        ports: &PortPicker,
     ) -> anyhow::Result<Cluster> {
         let bin = config.binary()?;
         let names = super::kvnode::node_names(nodes);
@@ -113,8 +133,8 @@ impl Cluster {
         for name in &names {
             members.push(Member {
                 name: name.clone(),
-                client: free_addr()?,
-                peer: free_addr()?,
+                client: ports()?,
+                peer: ports()?,
             });
         }
         let proxies =

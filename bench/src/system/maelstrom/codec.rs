@@ -34,12 +34,21 @@ pub fn value(value: &str) -> Result<i64, String> {
 
 /// The inverse of [`value`], for values read back; `size` is the profile's value size.
 pub fn value_text(v: &Value, size: usize) -> String {
-    match v.as_i64() {
+    match integer(v) {
         Some(i) if i > 0 && i % PER_CLIENT != 0 => {
             written_value((i / PER_CLIENT) as usize, (i % PER_CLIENT) as u64, size)
         }
         _ => v.to_string(),
     }
+}
+
+/// An integer, also when written as a float with no fraction (`5.0`), as some JSON libraries
+/// write every number.
+pub fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        let f = v.as_f64()?;
+        (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+    })
 }
 
 /// The request body (without `msg_id`).
@@ -96,7 +105,7 @@ pub fn outcome(op: &Operation, reply: &Value, size: usize) -> Outcome {
             Outcome::Ok(None)
         }
         (_, "error") => {
-            let code = reply.get("code").and_then(Value::as_i64).unwrap_or(-1);
+            let code = reply.get("code").and_then(integer).unwrap_or(-1);
             let text = reply.get("text").and_then(Value::as_str).unwrap_or("");
             let why = if text.is_empty() {
                 format!("error {code} ({})", code_name(code))
@@ -153,6 +162,9 @@ mod tests {
         assert_eq!(value_text(&json!(-5), 8), "-5");
         assert_eq!(value_text(&json!(3_000_000_000i64), 8), "3000000000");
         assert_eq!(value_text(&json!("x"), 8), "\"x\"");
+        // A float with no fraction is the integer it spells.
+        assert_eq!(value_text(&json!(1_000_000_002.0), 4), "w1-2");
+        assert_eq!(value_text(&json!(1_000_000_002.5), 4), "1000000002.5");
     }
 
     #[test]

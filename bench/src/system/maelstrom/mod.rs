@@ -135,7 +135,6 @@ impl Cluster {
         let child = self.procs.spawn(i, cmd, &what)?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        self.net.attach(i, stdin, stdout)?;
         let id = self.next_init_id;
         self.next_init_id += 1;
         self.init_pending[i] = Some(id);
@@ -149,7 +148,7 @@ impl Cluster {
                 "node_ids": self.procs.names(),
             }
         });
-        self.net.send_from_client(&init.to_string());
+        self.net.attach(i, stdin, stdout, &init.to_string())?;
         Ok(())
     }
 }
@@ -210,7 +209,10 @@ impl System for Cluster {
             let poll = tokio::time::Instant::now() + Duration::from_millis(100);
             match tokio::time::timeout_at(poll.min(deadline), self.init_inbox.recv()).await {
                 Ok(Some(body)) => {
-                    let reply_to = body.get("in_reply_to").and_then(Value::as_u64);
+                    let reply_to = body
+                        .get("in_reply_to")
+                        .and_then(codec::integer)
+                        .map(|n| n as u64);
                     if body.get("type").and_then(Value::as_str) == Some("init_ok")
                         && let Some(slot) = self
                             .init_pending
@@ -380,7 +382,7 @@ impl MaelstromSession {
                 Ok(None) => return Outcome::Info("the bench's network stopped".into()),
                 Ok(Some(reply)) => {
                     // A late answer to an earlier request that timed out: not this one's.
-                    if reply.get("in_reply_to").and_then(Value::as_u64) != Some(msg_id) {
+                    if reply.get("in_reply_to").and_then(codec::integer) != Some(msg_id as i64) {
                         continue;
                     }
                     return codec::outcome(op, &reply, self.net.value_size());

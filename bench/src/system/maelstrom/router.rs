@@ -11,7 +11,8 @@
 //! Every message is written to `messages.jsonl` once the run's time 0 is set
 //! ([`Network::begin`]): `id`, `t_ns` (when the router got it, since time 0), `src`, `dest`,
 //! `type`, `msg_id`, `in_reply_to`, `code` when present, `fate` (`delivered` after `delay_ns`,
-//! or `dropped` with `why`: `partition`, `loss`, `down`, `client gone`, `unknown destination`),
+//! or `dropped` with `why`: `partition`, `loss`, `down`, `starting` (a restarted node that has
+//! not answered `init` yet), `client gone`, `unknown destination`),
 //! and `duplicate_of` for a copy the nemesis made. A delivered message to a node that dies
 //! before its delay is up is lost without another line.
 
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -158,6 +159,12 @@ pub struct Network {
     epoch: OnceLock<Instant>,
     /// Each node's stdin, while it runs.
     inputs: Vec<Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>>,
+    /// Whether each node has answered its `init`: until then only the `init` reaches it, and
+    /// what else is sent to it is dropped (`starting`), as if it were still down.
+    ready: Vec<AtomicBool>,
+    /// Destinations that are neither nodes nor clients already warned about (Maelstrom's own
+    /// services, such as `lin-kv`, which kvlab does not provide).
+    unknown: Mutex<std::collections::BTreeSet<String>>,
     clients: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
     faults: Mutex<Faults>,
     log: Mutex<Log>,
@@ -184,6 +191,8 @@ impl Network {
             value_size,
             epoch: OnceLock::new(),
             inputs: (0..n).map(|_| Mutex::new(None)).collect(),
+            ready: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            unknown: Mutex::new(std::collections::BTreeSet::new()),
             clients: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults {
                 cut: vec![false; n * n],
@@ -209,19 +218,24 @@ impl Network {
         let _ = self.epoch.set(start);
     }
 
-    /// Connects node `i`'s freshly started process: its stdin is fed from here on, and its
+    /// Connects node `i`'s freshly started process: `init` (one message, no newline) is the
+    /// first line on its stdin, nothing else reaches it until it answers `init_ok`, and its
     /// stdout is read and routed by a task that ends when the process does.
     pub fn attach(
         self: &Arc<Self>,
         i: usize,
         stdin: std::process::ChildStdin,
         stdout: std::process::ChildStdout,
+        init: &str,
     ) -> anyhow::Result<()> {
         let stdin =
             tokio::process::ChildStdin::from_std(stdin).context("connect to the node's stdin")?;
         let stdout = tokio::process::ChildStdout::from_std(stdout)
             .context("connect to the node's stdout")?;
         let (tx, rx) = mpsc::unbounded_channel();
+        self.ready[i].store(false, Ordering::SeqCst);
+        // Queued before anyone else can reach the node.
+        let _ = tx.send(format!("{init}\n").into_bytes());
         *self.inputs[i].lock().expect("inputs lock") = Some(tx);
         tokio::spawn(feed(stdin, rx));
         let net = self.clone();
@@ -241,6 +255,7 @@ impl Network {
 
     /// Node `i` is down: what is sent to it from now on is dropped.
     pub fn detach(&self, i: usize) {
+        self.ready[i].store(false, Ordering::SeqCst);
         *self.inputs[i].lock().expect("inputs lock") = None;
     }
 
@@ -324,6 +339,11 @@ impl Network {
         };
         let head = &envelope.body;
         let kind = head.kind.as_deref().unwrap_or("");
+        if let From::Node(i) = from
+            && kind == "init_ok"
+        {
+            self.ready[i].store(true, Ordering::SeqCst);
+        }
         let dest: &str = &envelope.dest;
         let dest_node = self.index.get(dest).copied();
         let (fate, copy) = match (from, dest_node) {
@@ -335,7 +355,10 @@ impl Network {
             }
             (_, Some(_)) => (Fate::Deliver(Duration::ZERO), None),
             (_, None) if dest.starts_with('c') => (Fate::Deliver(Duration::ZERO), None),
-            (_, None) => (Fate::Drop("unknown destination"), None),
+            (_, None) => {
+                self.warn_unknown(src, dest);
+                (Fate::Drop("unknown destination"), None)
+            }
         };
         let mut payload = Vec::with_capacity(text.len() + 1);
         payload.extend_from_slice(text);
@@ -366,6 +389,9 @@ impl Network {
                 let Some(input) = input else {
                     return Fate::Drop("down");
                 };
+                if !self.ready[j].load(Ordering::SeqCst) {
+                    return Fate::Drop("starting");
+                }
                 if delay.is_zero() {
                     let _ = input.send(payload.to_vec());
                 } else {
@@ -465,6 +491,25 @@ impl Network {
             }
         }
         Some(id)
+    }
+
+    fn warn_unknown(&self, src: &str, dest: &str) {
+        if self
+            .unknown
+            .lock()
+            .expect("unknown lock")
+            .insert(dest.to_owned())
+        {
+            let service = ["lin-kv", "seq-kv", "lww-kv", "lin-tso"].contains(&dest);
+            eprintln!(
+                "bench: {src} sent a message to {dest:?}, {}; such messages are dropped",
+                if service {
+                    "one of Maelstrom's services, which kvlab does not provide"
+                } else {
+                    "which is neither a node nor a client"
+                }
+            );
+        }
     }
 
     fn malformed_line(&self, i: usize, text: &[u8], e: &serde_json::Error) {

@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
                     workers: clients * nodes,
                     timeout: Duration::from_secs(5),
                     sticky: true,
+                    lease_ttl: Duration::from_secs(2),
                 });
                 tasks.push(tokio::spawn(async move {
                     let mut ops = 0u64;

@@ -202,6 +202,13 @@ impl RunConfig {
                 needs(&impossible)
             );
         }
+        if cfg.profile.lock.is_some() && !matches!(cfg.system, SystemConfig::Etcd(_)) {
+            bail!(
+                "profile {}: a lock workload needs a system with locks (--system etcd); {} has none",
+                cfg.profile.name,
+                cfg.system.describe()
+            );
+        }
         if let SystemConfig::Maelstrom(m) = &cfg.system {
             m.check()?;
             if cfg.profile.mix.delete > 0 {

@@ -42,6 +42,24 @@ pub struct Profile {
     /// hints: faults then hit them where they are.
     #[serde(default)]
     pub sticky: bool,
+    /// A lock workload instead of the key-value one: each client acquires one of `keys` named
+    /// locks, holds it, releases it, and again; `mix` is unused. Recorded as the mutex model's
+    /// acquire and release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockSpec>,
+}
+
+/// How a lock workload holds its locks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    /// How long a client holds a lock once it has it.
+    #[serde(with = "duration_serde")]
+    pub hold: Duration,
+    /// The time to live of the lease a lock is held under, kept alive while held (etcd's lock
+    /// API ties a lock to a lease: if the lease expires, the lock is released).
+    #[serde(with = "duration_serde")]
+    pub lease_ttl: Duration,
 }
 
 fn default_value_size() -> usize {
@@ -115,6 +133,11 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "ycsb-f",
         "read-modify-write: 50% read, 50% CAS, zipfian over 1000 keys, 32 clients, closed loop",
     ),
+    (
+        "lock",
+        "one named lock: 5 clients acquire it under a 2 s lease kept alive, hold it 200 ms, \
+         release it (etcd only)",
+    ),
 ];
 
 fn ycsb(name: &str, read: u32, write: u32, cas: u32) -> Profile {
@@ -134,6 +157,7 @@ fn ycsb(name: &str, read: u32, write: u32, cas: u32) -> Profile {
         op_limit: None,
         timeout: Duration::from_secs(2),
         sticky: false,
+        lock: None,
     }
 }
 
@@ -156,6 +180,24 @@ impl Profile {
                 op_limit: None,
                 timeout: Duration::from_millis(1000),
                 sticky: true,
+                lock: None,
+            },
+            "lock" => Profile {
+                name: "lock".into(),
+                mix: Mix::default(),
+                keys: 1,
+                distribution: Distribution::Uniform,
+                value_size: 8,
+                concurrency: 5,
+                rate: None,
+                op_limit: None,
+                // Waiting for the lock is part of acquiring it: up to the other four's holds.
+                timeout: Duration::from_secs(5),
+                sticky: true,
+                lock: Some(LockSpec {
+                    hold: Duration::from_millis(200),
+                    lease_ttl: Duration::from_secs(2),
+                }),
             },
             "ycsb-a" => ycsb("ycsb-a", 50, 50, 0),
             "ycsb-b" => ycsb("ycsb-b", 95, 5, 0),
@@ -191,7 +233,11 @@ impl Profile {
 
     pub fn validate(&self) -> Result<(), String> {
         let m = &self.mix;
-        if m.read + m.write + m.cas + m.delete == 0 {
+        if let Some(lock) = &self.lock {
+            if lock.lease_ttl < Duration::from_secs(1) {
+                return Err("lock.lease_ttl: etcd's leases last at least 1s".into());
+            }
+        } else if m.read + m.write + m.cas + m.delete == 0 {
             return Err("mix: at least one operation needs a weight".into());
         }
         if self.keys == 0 {

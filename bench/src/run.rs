@@ -22,7 +22,7 @@ use crate::recorder::Recorder;
 use crate::summary::{ResultsFile, RunFacts, print_latency, progress, results};
 use crate::system::kvnode::{Cluster, ClusterSpec, find_kvnode};
 use crate::system::{ClientSpec, System, SystemConfig, etcd, loopback_ports, maelstrom};
-use crate::workload::{Ctx, Stats, final_reads, worker};
+use crate::workload::{Ctx, Stats, final_reads, lock_worker, worker};
 
 /// Runs `bench run`; returns the process exit code.
 pub fn main(args: &RunArgs) -> u8 {
@@ -129,6 +129,11 @@ async fn drive<S: System>(
                 workers: cfg.profile.concurrency,
                 timeout: cfg.profile.timeout,
                 sticky: cfg.profile.sticky,
+                lease_ttl: cfg
+                    .profile
+                    .lock
+                    .as_ref()
+                    .map_or(Duration::from_secs(2), |l| l.lease_ttl),
             })
         })
         .collect();
@@ -200,7 +205,10 @@ async fn drive<S: System>(
     let workers: Vec<_> = sessions
         .into_iter()
         .enumerate()
-        .map(|(w, session)| tokio::spawn(worker(w, ctx.clone(), session)))
+        .map(|(w, session)| match ctx.cfg.profile.lock.clone() {
+            Some(lock) => tokio::spawn(lock_worker(w, ctx.clone(), session, lock)),
+            None => tokio::spawn(worker(w, ctx.clone(), session)),
+        })
         .collect();
     let plan = ctx
         .cfg
@@ -239,6 +247,8 @@ async fn drive<S: System>(
             .map(|()| c.reader(Duration::from_secs(5)))
         };
         match recovered {
+            // A lock workload has nothing to read back.
+            Ok(_) if ctx.cfg.profile.lock.is_some() => {}
             Ok(reader) => final_reads(&ctx, reader, &interrupted).await,
             Err(e) => {
                 eprintln!(
@@ -276,7 +286,15 @@ async fn drive<S: System>(
 
     let history_path = dir.join("history.jsonl");
     let read_started = Instant::now();
-    let (history, _) = checker::read_file(&history_path, &ReadOptions::default())
+    let options = ReadOptions {
+        model: if ctx.cfg.profile.lock.is_some() {
+            checker::ModelKind::Mutex
+        } else {
+            checker::ModelKind::CasRegister
+        },
+        ..ReadOptions::default()
+    };
+    let (history, _) = checker::read_file(&history_path, &options)
         .with_context(|| format!("read back {}", history_path.display()))?;
     let read_ms = read_started.elapsed().as_secs_f64() * 1e3;
     let mut result = checker::check(&history, &CheckOptions::default());
@@ -432,6 +450,7 @@ pub async fn measure_workload(
                 workers: ctx.cfg.profile.concurrency,
                 timeout: ctx.cfg.profile.timeout,
                 sticky: ctx.cfg.profile.sticky,
+                lease_ttl: Duration::from_secs(2),
             });
             tokio::spawn(worker(w, ctx.clone(), session))
         })

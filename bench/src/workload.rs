@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use serde_json::json;
 
 use crate::config::RunConfig;
-use crate::profile::{KeyChooser, OpKind};
+use crate::profile::{KeyChooser, LockSpec, OpKind};
 use crate::recorder::{Event, Process, Recorder};
 use crate::system::{Capabilities, Operation, Outcome, Session};
 
@@ -184,6 +184,7 @@ pub(crate) async fn worker<S: Session>(w: usize, ctx: Arc<Ctx>, mut session: S) 
                     last.insert(key.clone(), value.clone());
                     ("ok", arg, None)
                 }
+                Operation::Acquire { .. } | Operation::Release { .. } => ("ok", arg, None),
             },
             Outcome::CasMiss(current) => {
                 match current {
@@ -222,6 +223,92 @@ pub(crate) async fn worker<S: Session>(w: usize, ctx: Arc<Ctx>, mut session: S) 
         .fetch_add(1, Ordering::Relaxed);
     }
     stats
+}
+
+/// Client `w` of a lock workload: acquires one of the profile's named locks, holds it, releases
+/// it, and again, until the deadline, a stop or the op limit. A process whose acquire or release
+/// ended unknown is retired, as in the key-value workload.
+pub(crate) async fn lock_worker<S: Session>(
+    w: usize,
+    ctx: Arc<Ctx>,
+    mut session: S,
+    lock: LockSpec,
+) -> Stats {
+    let profile = &ctx.cfg.profile;
+    let mut rng = StdRng::seed_from_u64(ctx.cfg.seed ^ ((w as u64 + 1) << 32));
+    let mut stats = Stats::default();
+    let mut process = w as u64;
+    let take = |ctx: &Ctx| {
+        ctx.ops_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| x.checked_sub(1))
+            .is_ok()
+    };
+    while !ctx.stop.load(Ordering::Relaxed) && Instant::now() < ctx.deadline && take(&ctx) {
+        let key = format!("k{}", ctx.keys.pick(&mut rng));
+        let acquire = Operation::Acquire { key: key.clone() };
+        match recorded(&ctx, &mut session, process, &acquire, &mut stats).await {
+            Outcome::Ok(_) => {}
+            Outcome::Info(_) => {
+                process += profile.concurrency as u64;
+                continue;
+            }
+            _ => continue,
+        }
+        // Held: for the profile's hold time, or less if the run stops meanwhile.
+        let until = (Instant::now() + lock.hold).min(ctx.deadline);
+        while Instant::now() < until && !ctx.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
+        }
+        // Released even past the op limit: a held lock is given back.
+        let release = Operation::Release { key };
+        if let Outcome::Info(_) = recorded(&ctx, &mut session, process, &release, &mut stats).await
+        {
+            process += profile.concurrency as u64;
+        }
+    }
+    stats
+}
+
+/// Performs `op` as `process`, recording its invocation and completion and counting it.
+async fn recorded<S: Session>(
+    ctx: &Ctx,
+    session: &mut S,
+    process: u64,
+    op: &Operation,
+    stats: &mut Stats,
+) -> Outcome {
+    let (f, key) = match op {
+        Operation::Acquire { key } => ("acquire", key),
+        Operation::Release { key } => ("release", key),
+        other => unreachable!("the lock workload only acquires and releases, not {other:?}"),
+    };
+    let invoked = Instant::now();
+    ctx.recorder.record(&Event {
+        process: Process::Client(process),
+        kind: "invoke",
+        f,
+        key: Some(key),
+        value: serde_json::Value::Null,
+        error: None,
+    });
+    let outcome = session.perform(op).await;
+    let (kind, error, counter) = match &outcome {
+        Outcome::Ok(_) => ("ok", None, &ctx.ok),
+        Outcome::CasMiss(_) => ("fail", Some(PRECONDITION), &ctx.cas_miss),
+        Outcome::Fail(why) => ("fail", Some(why.as_str()), &ctx.fail),
+        Outcome::Info(why) => ("info", Some(why.as_str()), &ctx.info),
+    };
+    ctx.recorder.record(&Event {
+        process: Process::Client(process),
+        kind,
+        f,
+        key: Some(key),
+        value: serde_json::Value::Null,
+        error,
+    });
+    stats.record(f, invoked.elapsed(), invoked.elapsed());
+    counter.fetch_add(1, Ordering::Relaxed);
+    outcome
 }
 
 /// The `n`th value client `w` writes: unique in the run, padded to the profile's value size.

@@ -239,6 +239,7 @@ impl System for Cluster {
             cas_from_absent: true,
             message_faults: false,
             durable: true,
+            locks: false,
         }
     }
 
@@ -362,6 +363,9 @@ impl Session for KvSession {
             Operation::Write { key, value } => Op::Put { key, value },
             Operation::Cas { key, expected, new } => Op::Cas { key, expected, new },
             Operation::Delete { key } => Op::Delete { key },
+            Operation::Acquire { .. } | Operation::Release { .. } => {
+                return Outcome::Fail("kvnode has no locks".into());
+            }
         };
         match self.0.execute(op).await {
             Ok(Reply::Value(v)) => Outcome::Ok(v),

@@ -52,6 +52,14 @@ pub enum Operation {
     Delete {
         key: String,
     },
+    /// Takes the lock named `key`, waiting while another holds it.
+    Acquire {
+        key: String,
+    },
+    /// Gives back the lock named `key`, which this session holds.
+    Release {
+        key: String,
+    },
 }
 
 /// How an operation ended, as the client saw it.
@@ -86,6 +94,8 @@ pub struct ClientSpec {
     pub timeout: Duration,
     /// Stay with the first node rather than follow leader hints.
     pub sticky: bool,
+    /// The lock workload's lease time to live (systems with locks).
+    pub lease_ttl: Duration,
 }
 
 /// What a system can do beyond the common core (read, write, CAS with a value expected, kill,
@@ -101,6 +111,8 @@ pub struct Capabilities {
     /// Nodes keep their state across a kill (a durable store); `false` for nodes that keep it
     /// in memory, which come back empty.
     pub durable: bool,
+    /// Named locks: acquire and release.
+    pub locks: bool,
 }
 
 /// Who leads, as far as a fault aimed at "the leader" can learn.

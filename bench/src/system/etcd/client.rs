@@ -172,6 +172,9 @@ impl EtcdClient {
                     Err(e) => unanswered(e),
                 }
             }
+            Operation::Acquire { .. } | Operation::Release { .. } => {
+                unreachable!("locks are the session's: EtcdSession::perform")
+            }
             Operation::Cas { key, expected, new } => {
                 let compare = match expected {
                     Some(v) => json!({
@@ -204,6 +207,11 @@ impl EtcdClient {
             }
         }
     }
+}
+
+/// `"k0"` as the gateway's base64.
+pub fn key64(key: &str) -> String {
+    b64(key)
 }
 
 /// The outcome of a write that got no successful answer.

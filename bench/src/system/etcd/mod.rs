@@ -270,15 +270,19 @@ impl System for Cluster {
             cas_from_absent: true,
             message_faults: false,
             durable: true,
+            locks: true,
         }
     }
 
     fn session(&self, c: &ClientSpec) -> EtcdSession {
-        EtcdSession(self.client_of(c.worker % self.members.len(), c.timeout))
+        EtcdSession::new(
+            self.client_of(c.worker % self.members.len(), c.timeout),
+            c.lease_ttl,
+        )
     }
 
     fn reader(&self, timeout: Duration) -> EtcdSession {
-        EtcdSession(self.client_of(0, timeout))
+        EtcdSession::new(self.client_of(0, timeout), Duration::from_secs(2))
     }
 
     fn begin(&mut self, _start: std::time::Instant) {}
@@ -384,22 +388,124 @@ impl System for Cluster {
     }
 
     fn finish(&mut self, _dir: &Path) -> anyhow::Result<SystemFacts> {
-        let unidentified = self.proxies.unidentified();
-        if unidentified > 0 {
-            eprintln!(
-                "bench: {unidentified} peer connections named no sender and were let through \
-                 whatever the partition"
-            );
-        }
         Ok(SystemFacts::default())
     }
 }
 
-/// A client of one member.
-pub struct EtcdSession(EtcdClient);
+/// A client of one member; for the lock workload, also the leases and locks it holds.
+pub struct EtcdSession {
+    client: EtcdClient,
+    lease_ttl: Duration,
+    /// Lock name → what holding it takes.
+    held: HashMap<String, Held>,
+}
+
+/// A lock this session holds: the lease it is held under (kept alive by `keepalive`) and the
+/// key etcd's lock API created for it.
+struct Held {
+    lease: String,
+    key: Value,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl EtcdSession {
+    fn new(client: EtcdClient, lease_ttl: Duration) -> EtcdSession {
+        EtcdSession {
+            client,
+            lease_ttl,
+            held: HashMap::new(),
+        }
+    }
+
+    /// A lease, then the lock under it (waiting while another holds it), then a task that keeps
+    /// the lease alive every third of its time to live. A lock whose fate is unknown has its
+    /// lease revoked, so that it is not held by nobody for long.
+    async fn acquire(&mut self, name: &str) -> Outcome {
+        let ttl = self.lease_ttl.as_secs().max(1);
+        let lease = match self.client.call("/v3/lease/grant", &json!({"TTL": ttl})).await {
+            Ok(v) => match v.get("ID").and_then(Value::as_str) {
+                Some(id) => id.to_owned(),
+                None => return Outcome::Fail(format!("a lease grant without an ID: {v}")),
+            },
+            // No lease, no lock: the acquire did not happen.
+            Err(e) => return Outcome::Fail(format!("lease grant: {e}")),
+        };
+        let body = json!({"name": client::key64(name), "lease": lease});
+        match self.client.call("/v3/lock/lock", &body).await {
+            Ok(v) => {
+                let Some(key) = v.get("key").cloned() else {
+                    self.revoke(&lease);
+                    return Outcome::Info(format!("a lock answer without a key: {v}"));
+                };
+                let (client, id, every) = (self.client.clone(), lease.clone(), self.lease_ttl / 3);
+                let keepalive = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        let _ = client.call("/v3/lease/keepalive", &json!({"ID": id})).await;
+                    }
+                });
+                self.held.insert(
+                    name.to_owned(),
+                    Held {
+                        lease,
+                        key,
+                        keepalive,
+                    },
+                );
+                Outcome::Ok(None)
+            }
+            Err(e @ client::CallError::NotSent(_)) => {
+                self.revoke(&lease);
+                Outcome::Fail(format!("lock: {e}"))
+            }
+            Err(e) => {
+                self.revoke(&lease);
+                Outcome::Info(format!("lock: {e}"))
+            }
+        }
+    }
+
+    /// Unlocks and revokes the lease. Anything short of an answer is unknown: the lock may
+    /// still be released when its lease runs out.
+    async fn release(&mut self, name: &str) -> Outcome {
+        let Some(held) = self.held.remove(name) else {
+            return Outcome::Fail(format!("release of {name}, which this client does not hold"));
+        };
+        held.keepalive.abort();
+        let answer = self
+            .client
+            .call("/v3/lock/unlock", &json!({"key": held.key}))
+            .await;
+        self.revoke(&held.lease);
+        match answer {
+            Ok(_) => Outcome::Ok(None),
+            Err(e) => Outcome::Info(format!("unlock: {e}")),
+        }
+    }
+
+    /// Revokes a lease in the background (best effort: it runs out by itself otherwise).
+    fn revoke(&self, lease: &str) {
+        let (client, id) = (self.client.clone(), lease.to_owned());
+        tokio::spawn(async move {
+            let _ = client.call("/v3/lease/revoke", &json!({"ID": id})).await;
+        });
+    }
+}
 
 impl Session for EtcdSession {
     async fn perform(&mut self, op: &Operation) -> Outcome {
-        self.0.perform(op).await
+        match op {
+            Operation::Acquire { key } => self.acquire(key).await,
+            Operation::Release { key } => self.release(key).await,
+            _ => self.client.perform(op).await,
+        }
+    }
+}
+
+impl Drop for EtcdSession {
+    fn drop(&mut self) {
+        for held in self.held.values() {
+            held.keepalive.abort();
+        }
     }
 }

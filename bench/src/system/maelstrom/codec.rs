@@ -67,6 +67,9 @@ pub fn request(op: &Operation) -> Result<Value, String> {
             return Err("lin-kv has no CAS from an absent key".into());
         }
         Operation::Delete { .. } => return Err("lin-kv has no delete".into()),
+        Operation::Acquire { .. } | Operation::Release { .. } => {
+            return Err("lin-kv has no locks".into());
+        }
     })
 }
 

@@ -166,6 +166,7 @@ impl System for Cluster {
             cas_from_absent: false,
             message_faults: true,
             durable: false,
+            locks: false,
         }
     }
 

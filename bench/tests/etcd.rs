@@ -174,3 +174,56 @@ fn a_missing_etcd_binary_is_named_in_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_lock_profile_needs_a_system_with_locks() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--profile", "lock", "--time-limit", "2s", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(254), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("a lock workload needs a system with locks (--system etcd)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn locks_without_faults_are_held_by_one_client_at_a_time() {
+    if !etcd() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let o = bench(
+        out.path(),
+        &[
+            "--profile",
+            "lock",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "4s",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let run = std::fs::canonicalize(out.path().join("latest")).unwrap();
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let acquired = history
+        .lines()
+        .filter(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"acquire\""))
+        .count();
+    let released = history
+        .lines()
+        .filter(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"release\""))
+        .count();
+    assert!(acquired >= 5, "{acquired} acquires");
+    assert!(
+        released + 5 >= acquired,
+        "{acquired} acquired, {released} released"
+    );
+}

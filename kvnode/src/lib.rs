@@ -22,3 +22,4 @@ pub mod ports;
 pub mod store;
 pub mod wal;
 pub mod wire;
+pub mod zab;

@@ -201,15 +201,17 @@ impl Replica {
 
     /// A follower's (or our own) durable history length in our epoch.
     pub(super) fn on_ack(&mut self, from: NodeId, m: Ack, out: &mut Outbox) {
-        let len = self.log_len();
+        let (len, quorum) = (self.log_len(), self.quorum());
         let Some(p) = self.leader_peer(from, m.epoch) else {
             return;
         };
+        p.acked_new_leader = true;
         p.matched = p.matched.max(m.len.min(len));
         if m.gap {
             p.next = p.matched;
             self.send_proposals(out);
         }
+        self.check_established(quorum);
         self.advance_commit(out);
     }
 

@@ -57,6 +57,9 @@ impl Replica {
     pub(super) fn on_cepoch(&mut self, from: NodeId, m: CEpoch, out: &mut Outbox) {
         let now = self.now;
         let Role::Leading(l) = &mut self.role else {
+            // It took us for its leader: tell it what we are, so it looks again.
+            let reply = self.state_notification();
+            out.send.push((from, Message::Notification(reply)));
             return;
         };
         l.peers.entry(from).or_default().last_heard = now;

@@ -83,7 +83,7 @@ impl Replica {
     }
 
     /// Our state as a notification (for a LOOKING replica that asked).
-    fn state_notification(&self) -> Notification {
+    pub(super) fn state_notification(&self) -> Notification {
         let (state, vote) = match &self.role {
             Role::Looking(l) => (PeerState::Looking, l.vote),
             Role::Following(f) => (
@@ -111,6 +111,16 @@ impl Replica {
         let own = self.own_vote();
         let round = self.round;
         let Role::Looking(l) = &mut self.role else {
+            if let Role::Following(f) = &self.role
+                && f.epoch.is_none()
+                && f.leader == from
+                && n.state != PeerState::Leading
+            {
+                // We ended the election on a replica that does not lead (it heard of a
+                // better vote and follows that one): look again, and learn whom to join.
+                self.start_looking(out);
+                return;
+            }
             // Following or leading: tell a LOOKING replica whom to join.
             if n.state == PeerState::Looking {
                 let reply = self.state_notification();
@@ -121,10 +131,14 @@ impl Replica {
         if n.state != PeerState::Looking {
             l.out_of_election.insert(from, n.vote.leader);
             let leader = n.vote.leader;
-            let says_leads = l.out_of_election.get(&leader) == Some(&leader);
+            let says_leads = leader == me || l.out_of_election.get(&leader) == Some(&leader);
             let backers = l.out_of_election.values().filter(|&&v| v == leader).count();
-            if says_leads && backers + 1 >= quorum && leader != me {
-                self.follow(leader, out);
+            if says_leads && backers + 1 >= quorum {
+                if leader == me {
+                    self.lead(out);
+                } else {
+                    self.follow(leader, out);
+                }
             }
             return;
         }
@@ -153,6 +167,19 @@ impl Replica {
         }
         l.votes.insert(from, n.vote);
         l.votes.insert(me, l.vote);
+        if changed {
+            self.broadcast_vote(out);
+        }
+    }
+
+    /// Ends the election if a quorum of this round's votes agree with ours. Called on a tick,
+    /// not on each notification: like ZooKeeper's finalize wait, the votes that arrived
+    /// meanwhile get their chance to change ours first.
+    pub(super) fn decide(&mut self, out: &mut Outbox) {
+        let (me, quorum) = (self.cfg.me, self.quorum());
+        let Role::Looking(l) = &self.role else {
+            return;
+        };
         let vote = l.vote;
         let agreeing = l.votes.values().filter(|v| **v == vote).count();
         if agreeing >= quorum {
@@ -161,8 +188,6 @@ impl Replica {
             } else {
                 self.follow(vote.leader, out);
             }
-        } else if changed {
-            self.broadcast_vote(out);
         }
     }
 

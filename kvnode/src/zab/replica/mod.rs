@@ -397,6 +397,7 @@ impl Replica {
                 if l.since_broadcast >= self.cfg.heartbeat_ticks {
                     self.broadcast_vote(out);
                 }
+                self.decide(out);
             }
             Role::Following(_) => {
                 if self.now - self.last_heard >= self.timeout {

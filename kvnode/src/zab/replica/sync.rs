@@ -174,8 +174,16 @@ impl Replica {
         };
         p.acked_new_leader = true;
         p.matched = p.matched.max(m.len.min(len));
+        self.check_established(quorum);
+        self.advance_commit(out);
+    }
+
+    /// The leader is established once a quorum acknowledged its NEWLEADER (an ACK in its
+    /// epoch counts too: it leaves after the follower's `currentEpoch` record, so a lost
+    /// ACK-LD is made up by the next ACK).
+    pub(super) fn check_established(&mut self, quorum: usize) {
         let Role::Leading(l) = &mut self.role else {
-            unreachable!("leader_peer found us leading");
+            return;
         };
         if let Phase::Broadcast { established } = &mut l.phase
             && !*established
@@ -183,6 +191,5 @@ impl Replica {
         {
             *established = true;
         }
-        self.advance_commit(out);
     }
 }

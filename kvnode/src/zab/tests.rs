@@ -901,7 +901,7 @@ impl Committed {
 
 /// One seeded schedule: N replicas, messages delivered out of order, dropped and duplicated,
 /// durability completing late, crashes that keep a random prefix of what was not yet synced,
-/// and proposals at whoever leads. Checks agreement after every step.
+/// compaction, and proposals at whoever leads. Checks agreement after every step.
 fn random_schedule(
     seed: u64,
     n: usize,
@@ -947,6 +947,15 @@ fn random_schedule(
                     let v = format!("s{seed}-{proposed}");
                     g.propose(l, &v);
                 }
+            }
+            // A replica compacts its committed prefix.
+            97 => {
+                let who = rng.below(n as u64) as NodeId;
+                let index = g.replica(who).decided();
+                g.with(who, |r, out| {
+                    let data = b"state".to_vec();
+                    r.compact(Snapshot { index, data }, out)
+                });
             }
             // A crash, keeping a random prefix of the unsynced records.
             _ => {

@@ -422,7 +422,11 @@ impl EtcdSession {
     /// lease revoked, so that it is not held by nobody for long.
     async fn acquire(&mut self, name: &str) -> Outcome {
         let ttl = self.lease_ttl.as_secs().max(1);
-        let lease = match self.client.call("/v3/lease/grant", &json!({"TTL": ttl})).await {
+        let lease = match self
+            .client
+            .call("/v3/lease/grant", &json!({"TTL": ttl}))
+            .await
+        {
             Ok(v) => match v.get("ID").and_then(Value::as_str) {
                 Some(id) => id.to_owned(),
                 None => return Outcome::Fail(format!("a lease grant without an ID: {v}")),
@@ -469,7 +473,9 @@ impl EtcdSession {
     /// still be released when its lease runs out.
     async fn release(&mut self, name: &str) -> Outcome {
         let Some(held) = self.held.remove(name) else {
-            return Outcome::Fail(format!("release of {name}, which this client does not hold"));
+            return Outcome::Fail(format!(
+                "release of {name}, which this client does not hold"
+            ));
         };
         held.keepalive.abort();
         let answer = self

@@ -67,9 +67,10 @@ impl Builder {
             return Err(ReadError::at(
                 line,
                 format!(
-                    "process {process} invokes a {} while its {} from line {} has not completed",
-                    call.func(),
-                    prev.call.func(),
+                    "process {process} invokes {} {} while its {} from line {} has not completed",
+                    article(call.name()),
+                    call.name(),
+                    prev.call.name(),
                     prev.invoke.line
                 ),
             ));
@@ -234,7 +235,7 @@ impl Builder {
 }
 
 /// "a" or "an", for a function's name.
-fn article(name: &str) -> &'static str {
+pub(crate) fn article(name: &str) -> &'static str {
     if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

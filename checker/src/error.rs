@@ -13,9 +13,11 @@ pub enum ReadError {
     UnknownFormat { first_line: String },
     #[error("cannot read the history: {0}")]
     Io(#[from] std::io::Error),
-    /// The format records one model only (kvlab's and Porcupine's: key-value histories).
+    /// The format cannot hold the model (kvlab's: key-value or lock histories; Porcupine's:
+    /// key-value histories).
     #[error(
-        "{format} histories are key-value histories (checked as a cas-register); the {model} model is read from edn and jepsen-log files"
+        "{format} histories are {}; the {model} model is read from edn and jepsen-log files",
+        format.holds()
     )]
     ModelNotSupported {
         format: crate::format::Format,

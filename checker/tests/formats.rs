@@ -505,12 +505,19 @@ INFO  jepsen.util - 1\t:ok\t:acquire\tnil";
 #[test]
 fn key_value_formats_refuse_another_model() {
     let jsonl = r#"{"process":0,"type":"invoke","f":"read","key":"a"}"#;
-    let err = read_as(jsonl, Format::Jsonl, ModelKind::Mutex).unwrap_err();
+    let err = read_as(jsonl, Format::Jsonl, ModelKind::Set).unwrap_err();
     assert!(matches!(err, ReadError::ModelNotSupported { .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "jsonl histories are key-value histories (checked as a cas-register); the mutex model \
-         is read from edn and jepsen-log files"
+        "jsonl histories are key-value histories (checked as a cas-register) or lock histories \
+         (checked as a mutex); the set model is read from edn and jepsen-log files"
+    );
+    let porcupine = r#"{:process 0, :type :invoke, :f :get, :key "a"}"#;
+    let err = read_as(porcupine, Format::PorcupineKv, ModelKind::Mutex).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "porcupine-kv histories are key-value histories (checked as a cas-register); the mutex \
+         model is read from edn and jepsen-log files"
     );
 }
 

@@ -1,14 +1,21 @@
 //! kvlab's own history format: one JSON event per line; every field is described in
 //! `docs/history.md`.
+//!
+//! A history holds key-value operations (read, write, cas, delete, append: checked as a
+//! cas-register) or lock operations (acquire, release: a mutex per key), never both. Unless the
+//! caller asked for the mutex model, the first client event decides which; the first event of
+//! the other kind is refused, naming its line. Chunks are parsed apart, so each notes the first
+//! event of each kind and the reader settles the kind in line order.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::builder::Builder;
+use crate::builder::{Builder, article};
 use crate::error::ReadError;
 use crate::history::{Call, Func, History, Outcome, Value};
+use crate::model::ModelKind;
 
 /// One event. Fields whose shape depends on others stay raw JSON and are decoded only when
 /// needed, so a line costs no allocation beyond the values it carries.
@@ -43,17 +50,111 @@ enum Parsed<'a> {
         line: u64,
         time: Option<u64>,
         process: u64,
-        func: Func,
+        func: Function,
         key: Option<Cow<'a, str>>,
         outcome: Outcome,
     },
 }
 
+impl Parsed<'_> {
+    /// The function's kind and name.
+    fn function(&self) -> (Kind, &'static str) {
+        match self {
+            Parsed::Invoke { call, .. } => match call {
+                Call::Acquire | Call::Release => (Kind::Lock, call.name()),
+                _ => (Kind::KeyValue, call.name()),
+            },
+            Parsed::Complete { func, .. } => (func.kind(), func.name()),
+        }
+    }
+}
+
+/// A function of `f`: a key-value operation or a lock's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Function {
+    Kv(Func),
+    Acquire,
+    Release,
+}
+
+impl Function {
+    fn parse(f: &str) -> Option<Function> {
+        Some(match f {
+            "read" => Function::Kv(Func::Read),
+            "write" => Function::Kv(Func::Write),
+            "delete" => Function::Kv(Func::Delete),
+            "cas" => Function::Kv(Func::Cas),
+            "append" => Function::Kv(Func::Append),
+            "acquire" => Function::Acquire,
+            "release" => Function::Release,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Function::Kv(func) => func.name(),
+            Function::Acquire => "acquire",
+            Function::Release => "release",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Function::Kv(_) => Kind::KeyValue,
+            Function::Acquire | Function::Release => Kind::Lock,
+        }
+    }
+}
+
+/// What a history holds: key-value operations, or locks. `kind as usize` indexes
+/// [`Chunk::first`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    KeyValue,
+    Lock,
+}
+
+impl Kind {
+    fn other(self) -> Kind {
+        match self {
+            Kind::KeyValue => Kind::Lock,
+            Kind::Lock => Kind::KeyValue,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::KeyValue => "key-value",
+            Kind::Lock => "lock",
+        }
+    }
+}
+
+/// The first event of one kind in a chunk.
+#[derive(Clone, Copy)]
+struct First {
+    /// Position among the chunk's events.
+    event: usize,
+    /// Line within the chunk, from 1.
+    line: u64,
+    f: &'static str,
+}
+
+/// How the history's kind was settled.
+#[derive(Clone, Copy)]
+struct Settled {
+    kind: Kind,
+    /// The line and function of the first client event, which decided it; `None` when the
+    /// caller's model did.
+    by: Option<(u64, &'static str)>,
+}
+
 /// Input below this size is parsed on the calling thread.
 const PARALLEL_BYTES: usize = 1 << 18;
 
-pub(super) fn read(text: &str) -> Result<History, ReadError> {
-    let mut reader = Reader::new();
+pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
+    let mut reader = Reader::new(model);
     reader.feed(text)?;
     Ok(reader.finish())
 }
@@ -67,15 +168,28 @@ pub(super) struct Reader {
     lines: u64,
     /// The last `index` field seen, with its line.
     last_index: Option<(u64, u64)>,
+    /// What the history holds, once the caller's model or the first client event said.
+    kind: Option<Settled>,
     threads: usize,
 }
 
 impl Reader {
-    pub(super) fn new() -> Reader {
+    /// A reader for a history of `model`: cas-register (the default) for either kind, decided by
+    /// the first client event; mutex for locks only.
+    pub(super) fn new(model: ModelKind) -> Reader {
+        let kind = match model {
+            ModelKind::CasRegister => None,
+            ModelKind::Mutex => Some(Settled {
+                kind: Kind::Lock,
+                by: None,
+            }),
+            other => panic!("a JSONL history checked as {other}: check_model lets none through"),
+        };
         Reader {
             builder: Builder::new(),
             lines: 0,
             last_index: None,
+            kind,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
@@ -100,7 +214,7 @@ impl Reader {
         let events: usize = parsed.iter().map(|c| c.events.len()).sum();
         // Each operation is two events; growing the operations by doubling copies them all.
         self.builder.reserve(events / 2);
-        for chunk in parsed {
+        for mut chunk in parsed {
             let offset = self.lines;
             // The index runs on from the previous chunk's last.
             if let (Some(prev), Some((line, index))) = (self.last_index, chunk.first_index)
@@ -110,6 +224,11 @@ impl Reader {
             }
             if let Some((line, index)) = chunk.last_index {
                 self.last_index = Some((offset + line, index));
+            }
+            // The events before the first of the other kind are fed, then it is refused.
+            let stray = self.stray(&chunk.first, offset);
+            if let Some((event, _)) = &stray {
+                chunk.events.truncate(*event);
             }
             let b = &mut self.builder;
             for event in chunk.events {
@@ -125,11 +244,31 @@ impl Reader {
                         line,
                         time,
                         process,
-                        func,
+                        func: Function::Kv(func),
                         key,
                         outcome,
                     } => b.complete(offset + line, time, process, func, key.as_deref(), outcome)?,
+                    // Acquire and release share a `Func`: the builder compares their names.
+                    Parsed::Complete {
+                        line,
+                        time,
+                        process,
+                        func,
+                        key,
+                        outcome,
+                    } => b.complete_call(
+                        offset + line,
+                        time,
+                        process,
+                        func.name(),
+                        key.as_deref(),
+                        outcome,
+                        None,
+                    )?,
                 }
+            }
+            if let Some((_, error)) = stray {
+                return Err(error);
             }
             if let Some((line, message)) = chunk.error {
                 return Err(ReadError::at(offset + line, message));
@@ -139,8 +278,46 @@ impl Reader {
         Ok(())
     }
 
+    /// The first event of the chunk whose events start after line `offset` that is of the
+    /// other kind than the history's, as its position among the chunk's events and the error
+    /// that refuses it. Settles the history's kind if no event has yet.
+    fn stray(&mut self, first: &[Option<First>; 2], offset: u64) -> Option<(usize, ReadError)> {
+        if self.kind.is_none() {
+            let (kind, decider) = [Kind::KeyValue, Kind::Lock]
+                .into_iter()
+                .zip(first)
+                .filter_map(|(kind, f)| Some((kind, (*f)?)))
+                .min_by_key(|(_, f)| f.line)?;
+            self.kind = Some(Settled {
+                kind,
+                by: Some((offset + decider.line, decider.f)),
+            });
+        }
+        let settled = self.kind.expect("settled above");
+        let stray = first[settled.kind.other() as usize]?;
+        let message = match settled.by {
+            Some((line, f)) => format!(
+                "{} in a {} history (line {line} is {} {f}); a history holds either key-value \
+                 operations (read, write, cas, delete, append) or lock operations (acquire, \
+                 release), not both",
+                stray.f,
+                settled.kind.name(),
+                article(f),
+            ),
+            None => format!(
+                "unsupported f {} in a mutex history (expected acquire or release)",
+                stray.f
+            ),
+        };
+        Some((stray.event, ReadError::at(offset + stray.line, message)))
+    }
+
     pub(super) fn finish(self) -> History {
-        self.builder.finish(None)
+        let mut history = self.builder.finish(None);
+        if self.kind.is_some_and(|s| s.kind == Kind::Lock) {
+            history.model = ModelKind::Mutex;
+        }
+        history
     }
 }
 
@@ -171,6 +348,8 @@ struct Chunk<'a> {
     events: Vec<Parsed<'a>>,
     lines: u64,
     error: Option<(u64, String)>,
+    /// The first event of each [`Kind`].
+    first: [Option<First>; 2],
     /// The first and the last `index` field, with their lines.
     first_index: Option<(u64, u64)>,
     last_index: Option<(u64, u64)>,
@@ -193,6 +372,7 @@ fn parse_chunk(text: &str) -> Chunk<'_> {
         events: Vec::with_capacity(text.len() / 96),
         lines: 0,
         error: None,
+        first: [None; 2],
         first_index: None,
         last_index: None,
     };
@@ -210,7 +390,15 @@ fn parse_chunk(text: &str) -> Chunk<'_> {
             Ok(event)
         });
         match parsed {
-            Ok(Some(event)) => chunk.events.push(event),
+            Ok(Some(event)) => {
+                let (kind, f) = event.function();
+                chunk.first[kind as usize].get_or_insert(First {
+                    event: chunk.events.len(),
+                    line,
+                    f,
+                });
+                chunk.events.push(event);
+            }
             Ok(None) => {}
             Err(message) => {
                 chunk.error = Some((line, message));
@@ -237,9 +425,9 @@ fn parse_line(raw: &str, line: u64) -> Result<(Option<u64>, Option<Parsed<'_>>),
         })?,
     };
     let value = ev.value.map_or("null", RawValue::get);
-    let func = parse_func(&ev.f).ok_or_else(|| {
+    let func = Function::parse(&ev.f).ok_or_else(|| {
         format!(
-            "unknown f {:?} (expected read, write, cas, delete or append)",
+            "unknown f {:?} (expected read, write, cas, delete, append, acquire or release)",
             ev.f
         )
     })?;
@@ -273,13 +461,13 @@ fn parse_line(raw: &str, line: u64) -> Result<(Option<u64>, Option<Parsed<'_>>),
             ))
         }
         "ok" => complete(match func {
-            Func::Read => {
+            Function::Kv(Func::Read) => {
                 Outcome::Ok(value_or_null(value).map_err(|m| format!("read returned {m}"))?)
             }
             _ => Outcome::Ok(None),
         }),
         "fail" => complete(
-            if func == Func::Cas && ev.error.as_deref() == Some("precondition") {
+            if func == Function::Kv(Func::Cas) && ev.error.as_deref() == Some("precondition") {
                 Outcome::PreconditionFailed
             } else {
                 Outcome::Fail
@@ -292,18 +480,13 @@ fn parse_line(raw: &str, line: u64) -> Result<(Option<u64>, Option<Parsed<'_>>),
     }
 }
 
-fn parse_func(f: &str) -> Option<Func> {
-    Some(match f {
-        "read" => Func::Read,
-        "write" => Func::Write,
-        "delete" => Func::Delete,
-        "cas" => Func::Cas,
-        "append" => Func::Append,
-        _ => return None,
-    })
-}
-
-fn call(func: Func, value: &str) -> Result<Call, String> {
+/// The call an invocation of `func` with `value` makes. A lock's `value` is not read.
+fn call(func: Function, value: &str) -> Result<Call, String> {
+    let func = match func {
+        Function::Kv(func) => func,
+        Function::Acquire => return Ok(Call::Acquire),
+        Function::Release => return Ok(Call::Release),
+    };
     Ok(match func {
         Func::Read => Call::Read,
         Func::Delete => Call::Delete,

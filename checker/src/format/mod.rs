@@ -2,15 +2,16 @@
 //!
 //! | format | produced by | what a line holds |
 //! |---|---|---|
-//! | [`Format::Jsonl`] | kvlab's bench | one JSON event per line (`docs/history.md`) |
+//! | [`Format::Jsonl`] | kvlab's bench | one JSON event per line: key-value or lock operations (`docs/history.md`) |
 //! | [`Format::PorcupineKv`] | Porcupine's key-value tests | one EDN op map per line: get / put / append |
 //! | [`Format::JepsenLog`] | Jepsen's textual logs | `INFO  jepsen.util - <process> <type> <f> <value>` |
 //! | [`Format::Edn`] | Jepsen / Knossos `history.edn` | a vector, list or sequence of EDN op maps |
 //!
 //! Every reader feeds the same [`Builder`](crate::builder::Builder), so pairing and process rules
 //! are enforced the same way whatever the source. EDN histories and Jepsen logs may hold any of
-//! Knossos's models ([`ModelKind`], read by `knossos.rs`); kvlab's and Porcupine's formats hold
-//! key-value histories.
+//! Knossos's models ([`ModelKind`], read by `knossos.rs`); Porcupine's format holds key-value
+//! histories; kvlab's holds key-value histories or locks (a mutex per key), told apart by their
+//! events (`jsonl.rs`).
 
 mod edn;
 mod jepsen_log;
@@ -50,6 +51,18 @@ impl Format {
             Format::PorcupineKv => "porcupine-kv",
             Format::JepsenLog => "jepsen-log",
             Format::Edn => "edn",
+        }
+    }
+
+    /// What histories of this format hold, for [`ReadError::ModelNotSupported`].
+    pub(crate) fn holds(self) -> &'static str {
+        match self {
+            Format::Jsonl => {
+                "key-value histories (checked as a cas-register) or lock histories (checked as a \
+                 mutex)"
+            }
+            Format::PorcupineKv => "key-value histories (checked as a cas-register)",
+            Format::JepsenLog | Format::Edn => "histories of any model",
         }
     }
 
@@ -116,8 +129,10 @@ impl FromStr for Format {
 pub struct ReadOptions {
     /// `None`: recognise the format from the input.
     pub format: Option<Format>,
-    /// EDN and Jepsen logs: the model the history was recorded against. The other formats
-    /// refuse any but the default, cas-register (their key-value histories).
+    /// The model the history was recorded against. EDN and Jepsen logs: any. kvlab's JSONL:
+    /// the default, cas-register, reads a key-value history, or a lock history (its first
+    /// client event an `acquire` or `release`) as a mutex per key; mutex reads lock histories
+    /// only; any other model is refused. Porcupine's: cas-register only.
     pub model: ModelKind,
     /// EDN only: every register's value before the first operation (`None`: absent), in the
     /// register models and the multi-register (the other models start empty). The other
@@ -127,14 +142,18 @@ pub struct ReadOptions {
 
 /// Refuses a model the format cannot hold.
 fn check_model(format: Format, options: &ReadOptions) -> Result<(), ReadError> {
-    match format {
-        Format::Jsonl | Format::PorcupineKv if options.model != ModelKind::CasRegister => {
-            Err(ReadError::ModelNotSupported {
-                format,
-                model: options.model,
-            })
-        }
-        _ => Ok(()),
+    let holds = match format {
+        Format::Jsonl => matches!(options.model, ModelKind::CasRegister | ModelKind::Mutex),
+        Format::PorcupineKv => options.model == ModelKind::CasRegister,
+        Format::JepsenLog | Format::Edn => true,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(ReadError::ModelNotSupported {
+            format,
+            model: options.model,
+        })
     }
 }
 
@@ -146,7 +165,7 @@ pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), 
     };
     check_model(format, options)?;
     let history = match format {
-        Format::Jsonl => jsonl::read(text)?,
+        Format::Jsonl => jsonl::read(text, options.model)?,
         Format::PorcupineKv => edn::read_porcupine_kv(text)?,
         Format::JepsenLog => jepsen_log::read(text, options.model)?,
         Format::Edn => edn::read_knossos(text, options.model, options.initial_value.clone())?,
@@ -167,12 +186,13 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(History, Format)
         Some(f) => f,
         None => Format::detect(&String::from_utf8_lossy(&buf[..buf.len().min(1 << 16)]))?,
     };
+    check_model(format, options)?;
     if format != Format::Jsonl {
         file.read_to_end(&mut buf)?;
         let text = String::from_utf8(buf).map_err(|_| invalid_utf8())?;
         return read_str(&text, options);
     }
-    let mut reader = jsonl::Reader::new();
+    let mut reader = jsonl::Reader::new(options.model);
     let mut eof = buf.len() < JSONL_PIECE;
     loop {
         // Whole lines now; a last partial line waits for the next piece (a line longer than

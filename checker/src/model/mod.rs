@@ -269,7 +269,8 @@ pub enum ModelKind {
     /// deletes and appends) are read as this model too.
     #[default]
     CasRegister,
-    /// Acquire and release of one lock.
+    /// Acquire and release of one lock. kvlab's lock histories (acquire and release of named
+    /// locks) are read as this model, each lock name a key.
     Mutex,
     /// Adds, and reads of the whole set.
     Set,

@@ -144,9 +144,11 @@ pub struct CheckArgs {
     #[arg(long, short)]
     pub format: Option<checker::Format>,
     /// The object the history was recorded against, as Knossos names it: its operations and
-    /// what they require. EDN and Jepsen logs only (kvlab's and Porcupine's formats are
-    /// key-value histories, checked as cas-register). Keys from Jepsen's independent tuples
-    /// are checked apart; otherwise the history is one object.
+    /// what they require. EDN and Jepsen logs: any model; keys from Jepsen's independent
+    /// tuples are checked apart, otherwise the history is one object. kvlab's JSONL: the
+    /// default reads key-value histories as cas-register and recognises lock histories
+    /// (first client event an acquire or release) as mutex, one lock per key; mutex reads
+    /// lock histories only. Porcupine's format: cas-register only.
     #[arg(long, default_value = "cas-register", value_parser = model_parser())]
     pub model: checker::ModelKind,
     /// EDN only: every register's initial value, in the register models and the

@@ -101,6 +101,28 @@ impl<M: Model, F: Fn() -> M> Oracle<'_, F> {
         }
     }
 
+    /// `ops` without the operations whose sources it left out, repeatedly, for models whose
+    /// operations come in pairs that go together ([`Model::PRUNE_ORPHANS`]); `ops` as it is
+    /// for the others (their orphaned candidates are refused instead).
+    fn close(&self, ops: Vec<u32>) -> Vec<u32> {
+        if !M::PRUNE_ORPHANS {
+            return ops;
+        }
+        let mut kept = ops;
+        loop {
+            let set: rustc_hash::FxHashSet<u32> = kept.iter().copied().collect();
+            let before = kept.len();
+            kept.retain(|i| {
+                self.needs
+                    .get(i)
+                    .is_none_or(|groups| groups.iter().all(|g| g.iter().any(|j| set.contains(j))))
+            });
+            if kept.len() == before {
+                return kept;
+            }
+        }
+    }
+
     /// Whether some operation of `ops` observes something none of whose sources is in `ops`.
     fn orphans(&self, ops: &[u32]) -> bool {
         let kept: rustc_hash::FxHashSet<u32> = ops.iter().copied().collect();
@@ -122,9 +144,13 @@ fn ddmin<M: Model, F: Fn() -> M>(current: &mut Vec<u32>, oracle: &mut Oracle<'_,
         let mut next: Option<(Vec<u32>, usize)> = None;
         // A chunk alone still invalid: the biggest step down.
         for chunk in &chunks {
-            match oracle.invalid(chunk) {
+            let chunk = oracle.close(chunk.to_vec());
+            if chunk.is_empty() {
+                continue;
+            }
+            match oracle.invalid(&chunk) {
                 Some(true) => {
-                    next = Some((chunk.to_vec(), 2));
+                    next = Some((chunk, 2));
                     break;
                 }
                 Some(false) => {}
@@ -140,6 +166,10 @@ fn ddmin<M: Model, F: Fn() -> M>(current: &mut Vec<u32>, oracle: &mut Oracle<'_,
                     .filter(|&(i, _)| i != skip)
                     .flat_map(|(_, c)| c.iter().copied())
                     .collect();
+                let rest = oracle.close(rest);
+                if rest.is_empty() || rest.len() == current.len() {
+                    continue;
+                }
                 match oracle.invalid(&rest) {
                     Some(true) => {
                         next = Some((rest, (n_here - 1).max(2)));

@@ -367,6 +367,14 @@ fn missed_story(faults: &[FaultWindow], a: &Anomaly) -> Story {
     };
     let acked = m.complete.unwrap_or(m.invoke);
     let c = &a.culprit;
+    if acked > c.invoke {
+        // Not a write the culprit came too late to see (a lock's two holders overlap): the
+        // story of what became of it does not apply.
+        return Story {
+            sentences: Vec::new(),
+            marks: Vec::new(),
+        };
+    }
     let write = match m.f {
         Func::Write => format!("The write of {} by process {}", m.value, m.process),
         _ => format!("Process {}'s {}", m.process, m.text),

@@ -294,3 +294,20 @@ fn a_cas_that_found_another_value_is_a_cas_miss_in_the_anomaly_tables() {
     );
     assert!(!section.contains("b-fail"), "{section}");
 }
+
+#[test]
+fn an_operation_acknowledged_after_the_culprit_began_gets_no_missed_write_story() {
+    // A lock's two holders overlap: the "missed" acquire completed after the culprit was
+    // invoked, so what became of it "before" the culprit is no story to tell.
+    let html = stale_read_with(vec![partition(1.5, 6.0)], |r| {
+        for key in &mut r.checker.keys {
+            if let Some(a) = key.anomaly.as_mut()
+                && let Some(m) = a.missed.as_mut()
+            {
+                m.complete = Some(a.culprit.invoke + 1_000_000);
+            }
+        }
+    })
+    .render();
+    assert!(!html.contains("is missing"), "{html}");
+}

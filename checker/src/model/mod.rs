@@ -157,6 +157,11 @@ pub trait Model: Send {
         let _ = (history, ops);
         Vec::new()
     }
+
+    /// Whether the shrinker, having cut an operation, also cuts those that need it (see
+    /// [`Model::sources`]) rather than refusing the cut: for operations that come in pairs (a
+    /// lock's acquire and its release), so that pairs go as one.
+    const PRUNE_ORPHANS: bool = false;
 }
 
 /// One operation of a key, as the search sees it.

@@ -8,7 +8,7 @@
 
 use super::{Compiled, Model, StateId};
 use crate::explain::{Explanation, Failure};
-use crate::history::{Call, Event, Operation, Outcome};
+use crate::history::{Call, Event, History, Operation, Outcome};
 
 const FREE: StateId = 0;
 const HELD: StateId = 1;
@@ -59,6 +59,36 @@ impl Model for Mutex {
             Step::Acquire => "the lock was already held".to_owned(),
             Step::Release => "the lock was not held".to_owned(),
         }
+    }
+
+    /// A core keeps each acquire with the same process's next release, and each release with
+    /// the same process's acquire before it: a lock is taken and given back by one client, and
+    /// a core of acquires whose releases were cut "cannot be ordered" for no reason worth
+    /// showing. So a core is a few acquire-release pairs that overlap.
+    const PRUNE_ORPHANS: bool = true;
+
+    fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>)> {
+        let mut needs = Vec::new();
+        for (n, &i) in ops.iter().enumerate() {
+            let op = &history.ops[i as usize];
+            let same = |&&j: &&u32| history.ops[j as usize].process == op.process;
+            let partner = match op.call {
+                Call::Acquire => ops[n + 1..]
+                    .iter()
+                    .filter(same)
+                    .find(|&&j| history.ops[j as usize].call == Call::Release),
+                Call::Release => ops[..n]
+                    .iter()
+                    .rev()
+                    .filter(same)
+                    .find(|&&j| history.ops[j as usize].call == Call::Acquire),
+                _ => None,
+            };
+            if let Some(&j) = partner {
+                needs.push((i, vec![vec![j]]));
+            }
+        }
+        needs
     }
 
     fn explain(&self, f: &Failure<'_>, state: StateId) -> Option<Explanation> {

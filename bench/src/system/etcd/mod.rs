@@ -434,39 +434,39 @@ impl EtcdSession {
             // No lease, no lock: the acquire did not happen.
             Err(e) => return Outcome::Fail(format!("lease grant: {e}")),
         };
+        // Kept alive from now on, while waiting for the lock too, as etcd's own client
+        // sessions do: a lease left to run out while its lock request waits would take the
+        // request's key with it, and the lock would be answered for a key that is gone.
+        let (client, id, every) = (self.client.clone(), lease.clone(), self.lease_ttl / 3);
+        let keepalive = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = client.call("/v3/lease/keepalive", &json!({"ID": id})).await;
+            }
+        });
         let body = json!({"name": client::key64(name), "lease": lease});
-        match self.client.call("/v3/lock/lock", &body).await {
-            Ok(v) => {
-                let Some(key) = v.get("key").cloned() else {
-                    self.revoke(&lease);
-                    return Outcome::Info(format!("a lock answer without a key: {v}"));
-                };
-                let (client, id, every) = (self.client.clone(), lease.clone(), self.lease_ttl / 3);
-                let keepalive = tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(every).await;
-                        let _ = client.call("/v3/lease/keepalive", &json!({"ID": id})).await;
-                    }
-                });
-                self.held.insert(
-                    name.to_owned(),
-                    Held {
-                        lease,
-                        key,
-                        keepalive,
-                    },
-                );
-                Outcome::Ok(None)
-            }
-            Err(e @ client::CallError::NotSent(_)) => {
-                self.revoke(&lease);
-                Outcome::Fail(format!("lock: {e}"))
-            }
-            Err(e) => {
-                self.revoke(&lease);
-                Outcome::Info(format!("lock: {e}"))
-            }
-        }
+        let answer = self.client.call("/v3/lock/lock", &body).await;
+        let outcome = match answer {
+            Ok(v) => match v.get("key").cloned() {
+                Some(key) => {
+                    self.held.insert(
+                        name.to_owned(),
+                        Held {
+                            lease,
+                            key,
+                            keepalive,
+                        },
+                    );
+                    return Outcome::Ok(None);
+                }
+                None => Outcome::Info(format!("a lock answer without a key: {v}")),
+            },
+            Err(e @ client::CallError::NotSent(_)) => Outcome::Fail(format!("lock: {e}")),
+            Err(e) => Outcome::Info(format!("lock: {e}")),
+        };
+        keepalive.abort();
+        self.revoke(&lease);
+        outcome
     }
 
     /// Unlocks and revokes the lease. Anything short of an answer is unknown: the lock may

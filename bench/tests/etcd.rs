@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{processes, schedule, text};
+
+/// etcd processes whose command line mentions `dir`.
+fn etcds_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    processes(|cmd| cmd.contains("etcd") && cmd.contains(&needle))
+}
+
 fn etcd() -> bool {
     let found = bench::system::etcd::find_on_path("etcd").is_some();
     if !found {
@@ -22,42 +31,6 @@ fn bench(out: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run bench")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn schedule(dir: &Path, name: &str, toml: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, toml).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-/// etcd processes whose command line mentions `dir`.
-fn etcds_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            if stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'))
-            {
-                return None;
-            }
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (cmd.contains("etcd") && cmd.contains(&needle)).then(|| format!("{pid}: {cmd}"))
-        })
-        .collect()
 }
 
 #[test]

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::{latest, processes, schedule, text};
+
 fn python() -> bool {
     let found = Command::new("python3")
         .arg("--version")
@@ -30,24 +33,6 @@ fn bench(out: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run bench")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn latest(out: &Path) -> PathBuf {
-    std::fs::canonicalize(out.join("latest")).expect("runs/latest points at the run")
-}
-
-fn schedule(dir: &Path, name: &str, toml: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, toml).unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 fn results(run: &Path) -> serde_json::Value {
@@ -304,27 +289,6 @@ fn executable(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            if stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'))
-            {
-                return None;
-            }
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(needle).then(|| format!("{pid}: {cmd}"))
-        })
-        .collect()
-}
-
 #[test]
 fn a_node_that_crashes_mid_run_is_named_and_the_history_still_checked() {
     if !python() {
@@ -366,7 +330,7 @@ fn a_node_that_crashes_mid_run_is_named_and_the_history_still_checked() {
     assert!(t.contains("crash: node n1 exited by itself"), "{t}");
     assert!(latest(out.path()).join("results.json").exists());
     assert!(
-        processes_with(&format!("sleep {marker}")).is_empty(),
+        processes(|cmd| cmd.contains(&format!("sleep {marker}"))).is_empty(),
         "left behind"
     );
 }

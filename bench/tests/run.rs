@@ -1,9 +1,18 @@
 //! `bench run` against real kvnode processes on 127.0.0.1, each test in a fresh directory:
 //! verdicts, the run directory, deliberate bugs caught, and no process left behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{latest, processes, text};
+
+/// Processes whose command line mentions `dir` (the nodes of a run under it).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    processes(|cmd| cmd.contains(&needle))
+}
 
 fn bench(out: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -13,45 +22,6 @@ fn bench(out: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run bench")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Processes whose command line mentions `dir` (the nodes of a run under it).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            if pid == me {
-                return None;
-            }
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Zombies are dead; only their parent's wait is missing.
-            if stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'))
-            {
-                return None;
-            }
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
-        })
-        .collect()
-}
-
-fn latest(out: &Path) -> PathBuf {
-    std::fs::canonicalize(out.join("latest")).expect("runs/latest points at the run")
 }
 
 #[test]

@@ -24,7 +24,7 @@ use super::procs::{NodeExit, NodeProcs};
 use super::{
     Capabilities, ClientSpec, LeaderHint, Operation, Outcome, Session, System, SystemFacts,
 };
-use super::{PortPicker, START_ATTEMPTS, port_was_taken};
+use super::{PortPicker, start_retrying_taken_ports};
 
 #[derive(Clone)]
 pub struct ClusterSpec {
@@ -104,17 +104,10 @@ impl Cluster {
     /// [`kvnode::ports`]) makes the start begin again with fresh ports; its log is kept as
     /// `NAME.log.failed-start-N`.
     pub async fn start(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {
-        for attempt in 1.. {
-            let result = Cluster::start_once(spec.clone(), dir).await;
-            let Err(e) = result else {
-                return result;
-            };
-            if attempt == START_ATTEMPTS || !port_was_taken(dir, &node_names(spec.nodes), attempt)?
-            {
-                return Err(e);
-            }
-        }
-        unreachable!("the loop returns")
+        start_retrying_taken_ports(dir, &node_names(spec.nodes), || {
+            Cluster::start_once(spec.clone(), dir)
+        })
+        .await
     }
 
     async fn start_once(spec: ClusterSpec, dir: &Path) -> anyhow::Result<Cluster> {

@@ -194,12 +194,35 @@ pub fn loopback_ports() -> PortPicker {
 }
 
 /// Starts with fresh ports this many times when a node finds its port taken.
-pub(crate) const START_ATTEMPTS: usize = 3;
+const START_ATTEMPTS: usize = 3;
+
+/// Runs `start` (which picks fresh ports each time) until it succeeds, or fails for another
+/// reason than a port taken by someone else ([`port_was_taken`]), at most [`START_ATTEMPTS`]
+/// times. `names` are the nodes whose logs in `dir` say why a start failed.
+pub(crate) async fn start_retrying_taken_ports<T, Fut>(
+    dir: &Path,
+    names: &[String],
+    mut start: impl FnMut() -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    for attempt in 1.. {
+        let e = match start().await {
+            Ok(started) => return Ok(started),
+            Err(e) => e,
+        };
+        if attempt == START_ATTEMPTS || !port_was_taken(dir, names, attempt)? {
+            return Err(e);
+        }
+    }
+    unreachable!("the loop returns")
+}
 
 /// After a failed start: whether a node's log in `dir` says its port was taken (another
 /// process bound it between the bench's choice and the node's bind). If so, moves each log
 /// aside as `NAME.log.failed-start-N` and removes the data directories, for a fresh start.
-pub(crate) fn port_was_taken(dir: &Path, names: &[String], attempt: usize) -> anyhow::Result<bool> {
+fn port_was_taken(dir: &Path, names: &[String], attempt: usize) -> anyhow::Result<bool> {
     use anyhow::Context as _;
     let taken = names.iter().any(|n| {
         std::fs::read_to_string(dir.join(format!("{n}.log"))).is_ok_and(|log| {

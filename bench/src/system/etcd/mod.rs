@@ -31,7 +31,7 @@ use super::procs::{NodeExit, NodeProcs};
 use super::{
     Capabilities, ClientSpec, LeaderHint, Operation, Outcome, Session, System, SystemFacts,
 };
-use super::{PortPicker, START_ATTEMPTS, port_was_taken};
+use super::{PortPicker, start_retrying_taken_ports};
 use client::EtcdClient;
 
 /// `[system]` of a run's `config.toml` for `kind = "etcd"`.
@@ -106,18 +106,10 @@ impl Cluster {
         dir: &Path,
         ports: PortPicker,
     ) -> anyhow::Result<Cluster> {
-        for attempt in 1.. {
-            let result = Cluster::start_once(config, nodes, seed, dir, &ports).await;
-            let Err(e) = result else {
-                return result;
-            };
-            if attempt == START_ATTEMPTS
-                || !port_was_taken(dir, &super::kvnode::node_names(nodes), attempt)?
-            {
-                return Err(e);
-            }
-        }
-        unreachable!("the loop returns")
+        start_retrying_taken_ports(dir, &super::kvnode::node_names(nodes), || {
+            Cluster::start_once(config, nodes, seed, dir, &ports)
+        })
+        .await
     }
 
     async fn start_once(

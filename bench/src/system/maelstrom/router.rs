@@ -363,10 +363,11 @@ impl Network {
         let mut payload = Vec::with_capacity(text.len() + 1);
         payload.extend_from_slice(text);
         payload.push(b'\n');
-        let first = self.deliver(dest_node, dest, &payload, fate);
+        let twin = copy.map(|fate| (fate, payload.clone()));
+        let first = self.deliver(dest_node, dest, payload, fate);
         let id = self.record(src, dest, kind, head, first, None, from);
-        if let Some(copy) = copy {
-            let copy = self.deliver(dest_node, dest, &payload, copy);
+        if let Some((fate, payload)) = twin {
+            let copy = self.deliver(dest_node, dest, payload, fate);
             self.record(src, dest, kind, head, copy, id, from);
         }
     }
@@ -377,7 +378,7 @@ impl Network {
         self: &Arc<Self>,
         node: Option<usize>,
         dest: &str,
-        payload: &[u8],
+        payload: Vec<u8>,
         fate: Fate,
     ) -> Fate {
         let Fate::Deliver(delay) = fate else {
@@ -393,9 +394,8 @@ impl Network {
                     return Fate::Drop("starting");
                 }
                 if delay.is_zero() {
-                    let _ = input.send(payload.to_vec());
+                    let _ = input.send(payload);
                 } else {
-                    let payload = payload.to_vec();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = input.send(payload);
@@ -413,7 +413,7 @@ impl Network {
                 let Some(inbox) = inbox else {
                     return Fate::Drop("client gone");
                 };
-                let body = serde_json::from_slice::<Value>(payload)
+                let body = serde_json::from_slice::<Value>(&payload)
                     .ok()
                     .and_then(|mut m| m.get_mut("body").map(Value::take));
                 if let Some(body) = body {

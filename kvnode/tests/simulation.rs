@@ -7,6 +7,7 @@
 mod sim;
 
 use checker::{CheckOptions, Outcome, Verdict};
+use kvnode::config::Protocol;
 use sim::{SimConfig, run};
 
 /// Seeds per configuration (`KVLAB_SIM_SEEDS` overrides).
@@ -42,8 +43,16 @@ fn failure(cfg: &SimConfig) -> (Option<String>, sim::SimResult) {
 
 fn replay_hint(cfg: &SimConfig) -> String {
     format!(
-        "replay with: KVLAB_SIM_SEED={} KVLAB_SIM_NODES={} KVLAB_SIM_REPLICATION={} cargo test -p kvnode --test simulation replay -- --ignored --nocapture",
-        cfg.seed, cfg.nodes, cfg.replication
+        "replay with: KVLAB_SIM_SEED={} KVLAB_SIM_NODES={} KVLAB_SIM_REPLICATION={} KVLAB_SIM_PROTOCOL={}{} cargo test -p kvnode --test simulation replay -- --ignored --nocapture",
+        cfg.seed,
+        cfg.nodes,
+        cfg.replication,
+        cfg.protocol,
+        if cfg.unsafe_skip_sync {
+            " KVLAB_SIM_UNSAFE_SKIP_SYNC=1"
+        } else {
+            ""
+        }
     )
 }
 
@@ -51,12 +60,13 @@ fn env_number(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|n| n.parse().ok())
 }
 
-/// The configuration `replay` and `search` run for `seed`: `KVLAB_SIM_NODES` nodes (3), and the
+/// The configuration `replay` and `search` run for `seed`: `KVLAB_SIM_NODES` nodes (3), the
 /// replication factor `KVLAB_SIM_REPLICATION` or, without it, drawn from the seed as the
-/// test suite draws it.
+/// test suite draws it, the protocol `KVLAB_SIM_PROTOCOL` (`paxos` or `zab`; paxos), and Zab's
+/// deliberate bug if `KVLAB_SIM_UNSAFE_SKIP_SYNC` is set.
 fn config_from_env(seed: u64) -> SimConfig {
     let nodes = env_number("KVLAB_SIM_NODES").unwrap_or(3);
-    match env_number("KVLAB_SIM_REPLICATION") {
+    let mut cfg = match env_number("KVLAB_SIM_REPLICATION") {
         Some(r) => {
             let mut cfg = SimConfig::new(seed);
             cfg.nodes = nodes;
@@ -64,7 +74,14 @@ fn config_from_env(seed: u64) -> SimConfig {
             cfg
         }
         None => SimConfig::with_nodes(seed, nodes),
-    }
+    };
+    cfg.protocol = match std::env::var("KVLAB_SIM_PROTOCOL").as_deref() {
+        Ok("zab") => Protocol::Zab,
+        Ok("paxos") | Err(_) => Protocol::Paxos,
+        Ok(other) => panic!("KVLAB_SIM_PROTOCOL={other}: paxos or zab"),
+    };
+    cfg.unsafe_skip_sync = std::env::var_os("KVLAB_SIM_UNSAFE_SKIP_SYNC").is_some();
+    cfg
 }
 
 fn all_pass(nodes: usize, seeds: u64) {

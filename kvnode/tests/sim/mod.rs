@@ -750,10 +750,14 @@ impl Sim {
     fn check_liveness(&mut self) {
         let probes = self.probes;
         if self.probes_ok < probes {
+            let replicas: Vec<String> = (0..self.cfg.partitions)
+                .map(|p| format!("partition {p}:\n{}", self.describe(p)))
+                .collect();
             self.violation = Some(format!(
-                "liveness: only {} of {probes} partitions accepted a write within {} ms of the final heal",
+                "liveness: only {} of {probes} partitions accepted a write within {} ms of the final heal\n{}",
                 self.probes_ok,
-                LIVENESS_BOUND / 1000
+                LIVENESS_BOUND / 1000,
+                replicas.join("\n")
             ));
             return;
         }

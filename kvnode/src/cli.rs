@@ -12,7 +12,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     version,
-    about = "One node of a partitioned, replicated (Multi-Paxos) key-value store"
+    about = "One node of a partitioned, replicated (Multi-Paxos or Zab) key-value store"
 )]
 pub struct Args {
     /// Cluster configuration (TOML).
@@ -31,6 +31,10 @@ pub struct Args {
     /// a quorum does.
     #[arg(long)]
     unsafe_early_ack: bool,
+    /// Deliberate bug, with `protocol = "zab"` only: a new leader starts broadcasting without
+    /// synchronising its followers (no DIFF, TRUNC or SNAP).
+    #[arg(long)]
+    unsafe_skip_sync: bool,
 }
 
 /// Parses `args` (without the program name) and runs the node; returns the exit code.
@@ -54,6 +58,13 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
+    if args.unsafe_skip_sync && config.protocol != crate::config::Protocol::Zab {
+        anyhow::bail!(
+            "--unsafe-skip-sync is a Zab bug, but {} says protocol = \"{}\"",
+            args.config.display(),
+            config.protocol
+        );
+    }
     let me = config
         .node_index(&args.id)
         .with_context(|| format!("{}: no node named {:?}", args.config.display(), args.id))?;
@@ -77,6 +88,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             core: node::CoreOptions {
                 unsafe_read_local: args.unsafe_read_local,
                 unsafe_early_ack: args.unsafe_early_ack,
+                unsafe_skip_sync: args.unsafe_skip_sync,
             },
         };
         let shutdown = async {

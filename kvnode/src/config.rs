@@ -4,6 +4,7 @@
 //! ```toml
 //! partitions = 8          # key space split by a stable hash of the key
 //! replication = 3         # replicas per partition, placed deterministically over the nodes
+//! protocol = "paxos"      # what each partition runs: "paxos" (Sequence Paxos, the default) or "zab"
 //! [[node]]
 //! id = "n1"
 //! client = "127.0.0.1:7101"   # clients connect here
@@ -28,12 +29,35 @@ use crate::paxos::NodeId;
 pub struct ClusterConfig {
     pub partitions: u32,
     pub replication: usize,
+    /// The replication protocol every partition runs; every node must be given the same.
+    #[serde(default)]
+    pub protocol: Protocol,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
     #[serde(default)]
     pub timing: Timing,
     #[serde(rename = "link", default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
+}
+
+/// The replication protocol of a partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Sequence Paxos ([`crate::paxos`]).
+    #[default]
+    Paxos,
+    /// Zab, ZooKeeper's atomic broadcast ([`crate::zab`]).
+    Zab,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Paxos => "paxos",
+            Protocol::Zab => "zab",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +345,23 @@ peer = "127.0.0.1:7203"
         let link =
             format!("{THREE}\n[[link]]\nfrom = \"n1\"\nto = \"n9\"\naddr = \"127.0.0.1:9000\"\n");
         assert!(err(&link).starts_with("link[0].to:"));
+    }
+
+    #[test]
+    fn the_protocol_is_paxos_unless_zab_is_named() {
+        assert_eq!(
+            ClusterConfig::parse(THREE).unwrap().protocol,
+            Protocol::Paxos
+        );
+        let text = THREE.replace("replication = 3\n", "replication = 3\nprotocol = \"zab\"\n");
+        let c = ClusterConfig::parse(&text).unwrap();
+        assert_eq!(c.protocol, Protocol::Zab);
+        assert_eq!(ClusterConfig::parse(&c.to_toml()).unwrap(), c);
+        let bad = THREE.replace(
+            "replication = 3\n",
+            "replication = 3\nprotocol = \"raft\"\n",
+        );
+        assert!(err(&bad).contains("raft"), "{}", err(&bad));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! kvnode: kvlab's system under test, a partitioned, replicated, linearizable key-value store.
 //!
 //! Where to start:
-//! - [`paxos`]: the replication protocol as a pure state machine (no I/O, clock or RNG).
+//! - [`paxos`] and [`zab`]: the two replication protocols, each a pure state machine (no I/O,
+//!   clock or RNG); [`replica`] puts them behind one type, chosen by the configuration.
 //! - [`store`]: the replicated map with exactly-once client sessions.
 //! - [`partition`]: one partition on one node: a replica, its store, and the client requests
 //!   waiting on them. Both the deterministic simulator and the real node drive this same code.
@@ -19,6 +20,7 @@ pub mod node;
 pub mod partition;
 pub mod paxos;
 pub mod ports;
+pub mod replica;
 pub mod store;
 pub mod wal;
 pub mod wire;

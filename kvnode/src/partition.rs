@@ -1,5 +1,5 @@
-//! One partition on one node: a Paxos [`Replica`], the [`Store`] it feeds, and the client
-//! requests waiting on them.
+//! One partition on one node: a [`Replica`] (Paxos or Zab), the [`Store`] it feeds, and the
+//! client requests waiting on them.
 //!
 //! Still pure: inputs are requests, messages, ticks and "your records are durable"
 //! ([`Partition::persisted`]); outputs are an [`Outbox`] for the runtime and [`Response`]s for
@@ -15,10 +15,8 @@
 use std::collections::BTreeMap;
 
 use crate::command::{Command, Op, Reply};
-use crate::paxos::{
-    Durable, Event, Message, NodeId, NotLeader, Outbox, ReplayError, Replica, ReplicaConfig,
-    Snapshot,
-};
+use crate::paxos::{Event, NodeId, NotLeader, ReplayError, Snapshot};
+use crate::replica::{Durable, Message, Outbox, Replica, ReplicaConfig};
 use crate::store::Store;
 
 /// Identifies a client request within one node's runtime.
@@ -331,18 +329,18 @@ fn decode_store(data: &[u8]) -> Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paxos::{AcceptSync, Ballot, Prepare};
+    use crate::paxos::{self, AcceptSync, Ballot, Prepare};
 
     fn config(me: NodeId, group: Vec<NodeId>, snapshot_every: u64) -> PartitionConfig {
         PartitionConfig {
-            replica: ReplicaConfig {
+            replica: ReplicaConfig::Paxos(paxos::ReplicaConfig {
                 me,
                 group,
                 election_ticks: 10,
                 heartbeat_ticks: 3,
                 seed: 1,
                 max_batch: 64,
-            },
+            }),
             snapshot_every,
             unsafe_read_local: false,
             unsafe_early_ack: false,
@@ -413,7 +411,8 @@ mod tests {
             accepted: Ballot::default(),
             log_len: 0,
         };
-        p.on_message(0, Message::Prepare(prepare), &mut out, &mut responses);
+        let prepare = Message::Paxos(paxos::Message::Prepare(prepare));
+        p.on_message(0, prepare, &mut out, &mut responses);
         let mut leader = Store::default();
         for (i, index) in [5, 9].into_iter().enumerate() {
             leader.apply(&put(i as u64 + 1));
@@ -427,7 +426,8 @@ mod tests {
                     data: encode_store(&leader),
                 }),
             };
-            p.on_message(0, Message::AcceptSync(sync), &mut out, &mut responses);
+            let sync = Message::Paxos(paxos::Message::AcceptSync(sync));
+            p.on_message(0, sync, &mut out, &mut responses);
         }
         assert_eq!(p.snapshots_installed(), 2);
         assert_eq!(p.replica().first_index(), 9);

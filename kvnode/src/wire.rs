@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Op, Reply};
-use crate::paxos::{Message, NodeId};
+use crate::paxos::NodeId;
 
 pub const VERSION: u8 = 1;
 /// Largest frame accepted (length field value), bytes.
@@ -103,23 +103,24 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMessage {
     /// First frame on a connection: who is calling.
-    Hello {
-        from: NodeId,
-    },
+    Hello { from: NodeId },
+    /// A Paxos replica message.
     Paxos {
         partition: u32,
-        msg: Message,
+        msg: crate::paxos::Message,
     },
     /// A client request handed on towards the partition's leader; `hops` bounds the chain.
-    Forward {
-        id: u64,
-        hops: u8,
-        request: Request,
-    },
+    Forward { id: u64, hops: u8, request: Request },
     ForwardReply {
         id: u64,
         result: Outcome,
         leader: Option<NodeId>,
+    },
+    /// A Zab replica message. (Last, so that the encoding of the variants above, Paxos's among
+    /// them, is what it was before Zab existed.)
+    Zab {
+        partition: u32,
+        msg: crate::zab::Message,
     },
 }
 

@@ -35,9 +35,27 @@ impl Cluster {
         snapshot_every: u64,
         checkpoint_bytes: u64,
     ) -> Cluster {
+        Cluster::start_protocol(
+            nodes,
+            partitions,
+            replication,
+            snapshot_every,
+            checkpoint_bytes,
+            "paxos",
+        )
+    }
+
+    fn start_protocol(
+        nodes: usize,
+        partitions: u32,
+        replication: usize,
+        snapshot_every: u64,
+        checkpoint_bytes: u64,
+        protocol: &str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut text = format!(
-            "partitions = {partitions}\nreplication = {replication}\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = {snapshot_every}\nwal_checkpoint_bytes = {checkpoint_bytes}\n"
+            "partitions = {partitions}\nreplication = {replication}\nprotocol = \"{protocol}\"\n[timing]\ntick_ms = 10\nelection_ticks = 15\nheartbeat_ticks = 4\nsnapshot_every = {snapshot_every}\nwal_checkpoint_bytes = {checkpoint_bytes}\n"
         );
         for i in 1..=nodes {
             text += &format!(
@@ -158,6 +176,28 @@ fn three_nodes_answer_all_four_operations_from_any_node() {
 }
 
 #[test]
+fn zab_three_nodes_answer_all_four_operations_from_any_node() {
+    let mut cluster = Cluster::start_protocol(3, 8, 3, 64, 256 << 20, "zab");
+    exercise_all_operations(&mut cluster);
+}
+
+#[test]
+fn zab_killing_every_node_loses_no_acknowledged_write_and_a_killed_node_is_replaced() {
+    let mut cluster = Cluster::start_protocol(3, 4, 3, 64, 16 << 10, "zab");
+    write_keys(&mut cluster, 0, "durable", 200);
+    cluster.kill(0);
+    write_keys(&mut cluster, 1, "after", 40);
+    for i in 1..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    assert_keys(&mut cluster, 2, "durable", 200);
+    assert_keys(&mut cluster, 0, "after", 40);
+}
+
+#[test]
 fn five_nodes_with_three_replicas_answer_from_any_node() {
     let mut cluster = Cluster::start(5, 5, 3);
     exercise_all_operations(&mut cluster);
@@ -222,7 +262,18 @@ fn a_restarted_node_recovers_its_log_and_catches_up() {
 /// from losing its majority.
 #[test]
 fn a_follower_restarted_behind_the_snapshot_catches_up_and_keeps_the_majority() {
-    let mut cluster = Cluster::start_with(3, 1, 3, 16, 256 << 20);
+    follower_restarted_behind_the_snapshot_catches_up("paxos");
+}
+
+/// The same scenario with Zab: the restarted follower goes through discovery and
+/// synchronisation again, and gets the leader's snapshot (SNAP) since it is behind it.
+#[test]
+fn zab_a_follower_restarted_behind_the_snapshot_catches_up_and_keeps_the_majority() {
+    follower_restarted_behind_the_snapshot_catches_up("zab");
+}
+
+fn follower_restarted_behind_the_snapshot_catches_up(protocol: &str) {
+    let mut cluster = Cluster::start_protocol(3, 1, 3, 16, 256 << 20, protocol);
     write_keys(&mut cluster, 0, "early", 10);
     cluster.kill(2);
     write_keys(&mut cluster, 0, "missed", 60);

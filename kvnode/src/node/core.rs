@@ -26,10 +26,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::command::Command;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, Protocol};
 use crate::partition::{Partition, PartitionConfig, Refusal, RequestId, Response};
-use crate::paxos::{Durable, Message, NodeId, Outbox, ReplicaConfig};
+use crate::paxos::NodeId;
+use crate::replica::{Durable, Message, Outbox, ReplicaConfig, decode_record, encode_record};
 use crate::wire::{MAX_OP_BYTES, Outcome, PeerMessage, Request, Response as WireResponse};
+use crate::{paxos, zab};
 
 /// Inputs the runtime handles before it flushes (bounds latency under load).
 pub const MAX_BATCH: usize = 512;
@@ -44,6 +46,9 @@ pub struct CoreOptions {
     pub unsafe_read_local: bool,
     /// Deliberate bug: acknowledge PUT/DELETE once the leader has logged it, before a quorum.
     pub unsafe_early_ack: bool,
+    /// Deliberate bug (Zab only): a new leader broadcasts without synchronising its followers
+    /// (see [`zab::ReplicaConfig::unsafe_skip_sync`]).
+    pub unsafe_skip_sync: bool,
 }
 
 /// One input to the core. `R` is how the caller routes a reply back to its client.
@@ -100,6 +105,14 @@ pub enum RecoveryError {
     BadRecord { index: usize, message: String },
     #[error("record {index} belongs to partition {partition}, which this node does not replicate")]
     ForeignPartition { index: usize, partition: u32 },
+    #[error(
+        "record {index} was written by {found}, but the configuration says protocol = \"{expected}\""
+    )]
+    WrongProtocol {
+        index: usize,
+        found: Protocol,
+        expected: Protocol,
+    },
     #[error("partition {partition}: {source}")]
     Replica {
         partition: u32,
@@ -156,9 +169,12 @@ pub struct NodeCore<R> {
     checkpoint_wanted: bool,
 }
 
-/// Encodes a replica record as the write-ahead log stores it.
-fn encode_record(partition: u32, d: &Durable) -> Vec<u8> {
-    postcard::to_allocvec(&(partition, d)).expect("records serialise")
+/// A replica message as it travels between nodes.
+fn peer_message(partition: u32, msg: Message) -> PeerMessage {
+    match msg {
+        Message::Paxos(msg) => PeerMessage::Paxos { partition, msg },
+        Message::Zab(msg) => PeerMessage::Zab { partition, msg },
+    }
 }
 
 impl<R> NodeCore<R> {
@@ -174,11 +190,17 @@ impl<R> NodeCore<R> {
             .ok_or_else(|| RecoveryError::UnknownNode(id.to_owned()))?;
         let mut by_partition: BTreeMap<u32, Vec<Durable>> = BTreeMap::new();
         for (index, rec) in records.iter().enumerate() {
-            let (p, d): (u32, Durable) =
-                postcard::from_bytes(rec).map_err(|e| RecoveryError::BadRecord {
+            let (p, d) = decode_record(rec).map_err(|e| RecoveryError::BadRecord {
+                index,
+                message: e.to_string(),
+            })?;
+            if d.protocol() != config.protocol {
+                return Err(RecoveryError::WrongProtocol {
                     index,
-                    message: e.to_string(),
-                })?;
+                    found: d.protocol(),
+                    expected: config.protocol,
+                });
+            }
             if p >= config.partitions || !config.replicas(p).contains(&me) {
                 return Err(RecoveryError::ForeignPartition {
                     index,
@@ -194,15 +216,29 @@ impl<R> NodeCore<R> {
             if !group.contains(&me) {
                 continue;
             }
-            let cfg = PartitionConfig {
-                replica: ReplicaConfig {
+            let seed = u64::from(p) << 32 | u64::from(me);
+            let (election_ticks, heartbeat_ticks) = (t.election_ticks, t.heartbeat_ticks);
+            let replica = match config.protocol {
+                Protocol::Paxos => ReplicaConfig::Paxos(paxos::ReplicaConfig {
                     me,
                     group,
-                    election_ticks: t.election_ticks,
-                    heartbeat_ticks: t.heartbeat_ticks,
-                    seed: u64::from(p) << 32 | u64::from(me),
+                    election_ticks,
+                    heartbeat_ticks,
+                    seed,
                     max_batch: 4096,
-                },
+                }),
+                Protocol::Zab => ReplicaConfig::Zab(zab::ReplicaConfig {
+                    me,
+                    group,
+                    election_ticks,
+                    heartbeat_ticks,
+                    seed,
+                    max_batch: 4096,
+                    unsafe_skip_sync: options.unsafe_skip_sync,
+                }),
+            };
+            let cfg = PartitionConfig {
+                replica,
                 snapshot_every: t.snapshot_every,
                 unsafe_read_local: options.unsafe_read_local,
                 unsafe_early_ack: options.unsafe_early_ack,
@@ -280,6 +316,11 @@ impl<R> NodeCore<R> {
             }
             Input::Peer { from, msg } => match msg {
                 PeerMessage::Paxos { partition, msg } => {
+                    let msg = Message::Paxos(msg);
+                    self.with_partition(partition, |p, out, rs| p.on_message(from, msg, out, rs));
+                }
+                PeerMessage::Zab { partition, msg } => {
+                    let msg = Message::Zab(msg);
                     self.with_partition(partition, |p, out, rs| p.on_message(from, msg, out, rs));
                 }
                 PeerMessage::Forward { id, hops, request } => {
@@ -362,15 +403,13 @@ impl<R> NodeCore<R> {
             self.batch.records.push(encode_record(partition, d));
         }
         for (to, msg) in out.after_persist {
-            self.batch
-                .held
-                .push((to, PeerMessage::Paxos { partition, msg }));
+            self.batch.held.push((to, peer_message(partition, msg)));
         }
         for (to, msg) in out.send {
             if to == self.me {
                 self.local.push_back((partition, msg));
             } else {
-                self.send.push((to, PeerMessage::Paxos { partition, msg }));
+                self.send.push((to, peer_message(partition, msg)));
             }
         }
         for (id, response) in responses {
@@ -531,6 +570,7 @@ mod tests {
         ClusterConfig {
             partitions: 1,
             replication: 1,
+            protocol: Protocol::Paxos,
             nodes: vec![NodeConfig {
                 id: "n1".into(),
                 client: "127.0.0.1:1".parse().unwrap(),

@@ -1,6 +1,7 @@
 //! The write-ahead log: one per kvnode process, shared by all its partitions.
 //!
-//! Records are opaque byte strings; the runtime encodes `(partition, paxos::Durable)` into them.
+//! Records are opaque byte strings; the runtime encodes a partition's replica record into them
+//! (`crate::replica::encode_record`).
 //! The log only promises to hand them back, in order, after a restart.
 //!
 //! # Contract: persist before you promise

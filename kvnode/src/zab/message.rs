@@ -153,11 +153,17 @@ pub struct NewEpoch {
 /// Discovery: the follower durably accepted `epoch`. `summary` describes its history;
 /// `history` is the part the leader lacks, if the follower's is more up to date. Also a
 /// follower's request to be (re)synchronised in `epoch`.
+///
+/// `late`: not a promise that counts towards the epoch's discovery quorum, only a request to
+/// be synchronised: the follower had already accepted this epoch from another prospective
+/// leader (ZooKeeper's ACKEPOCH with current epoch -1), or it asks again after a lost
+/// NEWLEADER.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AckEpoch {
     pub epoch: u64,
     pub summary: LogSummary,
     pub history: Option<Suffix>,
+    pub late: bool,
 }
 
 /// Synchronisation: make the follower's history the leader's, then acknowledge epoch `epoch`

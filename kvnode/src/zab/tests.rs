@@ -451,7 +451,9 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
             .any(|(_, m)| matches!(m, Message::AckEpoch(_))),
         "no ACK-E leaves at once"
     );
-    // A lower epoch from another leader is refused (it looks again), and nothing is acknowledged.
+    // The same epoch from another leader (the one it promised lost): it follows, but its ACK-E,
+    // behind the switched promise, is late (counts towards no quorum); a lower epoch is
+    // refused (it looks again), and nothing is acknowledged.
     let mut r2 = recovered(
         1,
         3,
@@ -473,18 +475,30 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
         }),
     );
     assert_eq!(r2.leader(), Some(2));
-    let out = feed(
-        &mut r2,
-        2,
+    let new_epoch = |epoch| {
         Message::NewEpoch(NewEpoch {
-            epoch: 3,
+            epoch,
             current_epoch: 0,
             last_zxid: Zxid::default(),
             committed: 0,
-        }),
+        })
+    };
+    let out = feed(&mut r2, 2, new_epoch(3));
+    let switched = super::message::AcceptedEpoch {
+        epoch: 3,
+        leader: 2,
+    };
+    assert_eq!(out.persist, vec![Durable::AcceptedEpoch(switched)]);
+    assert!(
+        out.after_persist
+            .iter()
+            .any(|(to, m)| *to == 2 && matches!(m, Message::AckEpoch(a) if a.epoch == 3 && a.late)),
+        "a late ACK-E behind the record"
     );
+    assert_eq!(r2.leader(), Some(2));
+    let out = feed(&mut r2, 2, new_epoch(2));
     assert!(out.after_persist.is_empty() && out.persist.is_empty());
-    assert!(r2.is_looking(), "epoch 3 was promised to n0, not n2");
+    assert!(r2.is_looking(), "epoch 3 was promised, 2 is below it");
 }
 
 /// The prospective leader adopts the most up-to-date history among its quorum of ACK-Es, sent
@@ -502,6 +516,17 @@ fn discovery_adopts_the_most_up_to_date_history_of_the_quorum() {
         .clone();
     feed(&mut r, 0, own);
     assert!(!r.is_leader(), "one ACK-E is not a quorum");
+    let late = AckEpoch {
+        epoch: 2,
+        summary: LogSummary::default(),
+        history: None,
+        late: true,
+    };
+    feed(&mut r, 1, Message::AckEpoch(late));
+    assert!(
+        !r.is_leader(),
+        "a late ACK-E does not count towards the quorum"
+    );
     let theirs = AckEpoch {
         epoch: 2,
         summary: LogSummary {
@@ -520,6 +545,7 @@ fn discovery_adopts_the_most_up_to_date_history_of_the_quorum() {
             entries: vec![txn(1, 1, "a"), txn(1, 2, "b"), txn(1, 3, "c")],
             snapshot: None,
         }),
+        late: false,
     };
     let out = feed(&mut r, 2, Message::AckEpoch(theirs));
     assert!(r.is_leader() && !r.is_established());

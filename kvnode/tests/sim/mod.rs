@@ -20,10 +20,14 @@
 //! Invariants are checked after every core step and every restart, not only through the clients'
 //! history: **agreement** (no two replicas ever hold different commands at one decided index,
 //! nor different snapshots at one index), **one proposer per ballot** (no node leads in a ballot
-//! it already led in before a crash), and, after the final heal, **liveness** (every replica
+//! it already led in before a crash; for Zab, one leader per epoch, across nodes and lives),
+//! and, after the final heal, **liveness** (every replica
 //! of every partition reaches the highest decided index, and a fresh write to each partition
 //! succeeds). Clients record a history that the real checker judges. Everything random comes
 //! from one seeded RNG and time is virtual (microseconds), so a seed replays exactly.
+//!
+//! Both protocols run through the same simulation: [`SimConfig::protocol`] picks the one every
+//! partition runs, and nothing else changes (the adversary's choices for a seed are the same).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -31,10 +35,11 @@ use std::net::SocketAddr;
 
 use checker::{Call, Event as HEvent, History, Operation, Outcome, Value};
 use kvnode::command::{Command, Op, Reply};
-use kvnode::config::{ClusterConfig, NodeConfig, Timing};
+use kvnode::config::{ClusterConfig, NodeConfig, Protocol, Timing};
 use kvnode::node::core::{CoreOptions, Input, NodeCore, WalBatch};
 use kvnode::node::write_batches;
 use kvnode::paxos::{Ballot, NodeId};
+use kvnode::replica::Replica;
 use kvnode::wal::{LogStore, MemWal};
 use kvnode::wire::{Outcome as WireOutcome, PeerMessage, Request, Response as WireResponse};
 use rand::prelude::*;
@@ -71,6 +76,10 @@ pub struct SimConfig {
     pub checkpoint_bytes: u64,
     pub unsafe_read_local: bool,
     pub unsafe_early_ack: bool,
+    /// The replication protocol every partition runs.
+    pub protocol: Protocol,
+    /// Zab's deliberate bug: a new leader broadcasts without synchronising its followers.
+    pub unsafe_skip_sync: bool,
 }
 
 impl SimConfig {
@@ -96,6 +105,8 @@ impl SimConfig {
             checkpoint_bytes: rng.random_range(1..=16) << 10,
             unsafe_read_local: false,
             unsafe_early_ack: false,
+            protocol: Protocol::Paxos,
+            unsafe_skip_sync: false,
         }
     }
 }
@@ -137,6 +148,20 @@ pub struct Stats {
     pub snapshots: u64,
     pub installs: u64,
     pub checkpoints: u64,
+}
+
+/// What a leader leads in: a Paxos ballot or a Zab epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Term {
+    Ballot(Ballot),
+    Epoch(u64),
+}
+
+fn term(r: &Replica) -> Term {
+    match r {
+        Replica::Paxos(r) => Term::Ballot(r.promised()),
+        Replica::Zab(r) => Term::Epoch(r.current_epoch()),
+    }
 }
 
 /// A bit per partition this node leads.
@@ -253,9 +278,10 @@ struct Sim {
     chosen: Vec<BTreeMap<u64, Command>>,
     /// Per partition: the snapshot data seen at each index.
     snapshots: Vec<BTreeMap<u64, Vec<u8>>>,
-    /// Per partition: which life of which node led in each ballot. Paxos needs every ballot to
-    /// have one proposer; a node that reuses a ballot after a crash breaks that.
-    leaders: Vec<BTreeMap<Ballot, (usize, u64)>>,
+    /// Per partition: which life of which node led in each ballot (Zab: epoch). Paxos needs
+    /// every ballot to have one proposer; a node that reuses a ballot after a crash breaks that.
+    /// Zab needs one leader per epoch.
+    leaders: Vec<BTreeMap<Term, (usize, u64)>>,
     violation: Option<String>,
     final_phase: bool,
     /// Armed by a fault: crash the next node that wins an election, soon after it wins (while
@@ -303,6 +329,7 @@ fn cluster_config(cfg: &SimConfig) -> ClusterConfig {
     let config = ClusterConfig {
         partitions: cfg.partitions,
         replication: cfg.replication,
+        protocol: cfg.protocol,
         nodes,
         timing: Timing {
             tick_ms: 1,
@@ -423,6 +450,7 @@ impl Sim {
         let options = CoreOptions {
             unsafe_read_local: self.cfg.unsafe_read_local,
             unsafe_early_ack: self.cfg.unsafe_early_ack,
+            unsafe_skip_sync: self.cfg.unsafe_skip_sync,
         };
         let core = NodeCore::recover(self.cluster.clone(), &id, &options, &records)
             .expect("a simulated node recovers from its own log");
@@ -722,10 +750,14 @@ impl Sim {
     fn check_liveness(&mut self) {
         let probes = self.probes;
         if self.probes_ok < probes {
+            let replicas: Vec<String> = (0..self.cfg.partitions)
+                .map(|p| format!("partition {p}:\n{}", self.describe(p)))
+                .collect();
             self.violation = Some(format!(
-                "liveness: only {} of {probes} partitions accepted a write within {} ms of the final heal",
+                "liveness: only {} of {probes} partitions accepted a write within {} ms of the final heal\n{}",
                 self.probes_ok,
-                LIVENESS_BOUND / 1000
+                LIVENESS_BOUND / 1000,
+                replicas.join("\n")
             ));
             return;
         }
@@ -761,13 +793,24 @@ impl Sim {
             let Some((_, part)) = core.partitions().find(|(id, _)| *id == p) else {
                 continue;
             };
+            let state = match part.replica() {
+                Replica::Paxos(r) => {
+                    format!("promised {:?}, accepted {:?}", r.promised(), r.accepted())
+                }
+                Replica::Zab(r) => format!(
+                    "looking {}, established {}, acceptedEpoch {}, currentEpoch {}, last zxid {:?}",
+                    r.is_looking(),
+                    r.is_established(),
+                    r.accepted_epoch(),
+                    r.current_epoch(),
+                    r.last_zxid()
+                ),
+            };
             let r = part.replica();
             lines.push(format!(
-                "  n{}: leader {:?}, promised {:?}, accepted {:?}, log [{}, {}), decided {}",
+                "  n{}: leader {:?}, {state}, log [{}, {}), decided {}",
                 n + 1,
                 r.leader(),
-                r.promised(),
-                r.accepted(),
                 r.first_index(),
                 r.log_len(),
                 r.decided()
@@ -789,14 +832,13 @@ impl Sim {
         for (p, part) in core.partitions() {
             let r = part.replica();
             if r.is_leader() {
-                let (first, first_life) = *self.leaders[p as usize]
-                    .entry(r.promised())
-                    .or_insert((n, life));
+                let (first, first_life) =
+                    *self.leaders[p as usize].entry(term(r)).or_insert((n, life));
                 if (first, first_life) != (n, life) {
                     self.violation = Some(format!(
                         "ballot reuse: partition {p}: n{} leads in {:?}, which n{} led before in another life",
                         n + 1,
-                        r.promised(),
+                        term(r),
                         first + 1
                     ));
                     return;
@@ -844,7 +886,7 @@ impl Sim {
         // The real transport (one TCP stream per link, nothing re-sent) never duplicates, and
         // forwarding relies on that: a duplicated Forward could be refused after its twin was
         // proposed. Replica messages are duplicated, since the protocol re-sends them itself.
-        let replica_message = matches!(msg, PeerMessage::Paxos { .. });
+        let replica_message = matches!(msg, PeerMessage::Paxos { .. } | PeerMessage::Zab { .. });
         if replica_message && self.rng.random_bool(self.cfg.duplicate) {
             let d = self.rng.random_range(100..3_000);
             self.at(

@@ -168,6 +168,11 @@ impl Replica {
             Role::Following(f) if f.leader == from => {}
             _ => return,
         }
+        if m.epoch < accepted {
+            // A leader of an epoch we promised to leave behind: we can never follow it, so its
+            // pings must not hold off our election timeout (nor would our CEPOCH help it).
+            return;
+        }
         self.reset_timer();
         match self.following(from, m.epoch).map(|f| f.synced) {
             Some(true) => {
@@ -185,6 +190,7 @@ impl Replica {
                     epoch: m.epoch,
                     summary: self.summary(),
                     history: None,
+                    late: true,
                 };
                 out.after_persist.push((from, Message::AckEpoch(ack)));
             }

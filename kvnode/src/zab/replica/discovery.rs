@@ -6,7 +6,10 @@
 //!   leaves: a leader that crashes mid-discovery never proposes the same epoch twice.
 //! - A follower accepts a NEWEPOCH only from the leader it follows, for an epoch above its
 //!   `acceptedEpoch` or equal to it from the same leader (a reconnection); it persists it before
-//!   its ACK-E. So at most one leader gathers a quorum of ACK-Es for an epoch.
+//!   its ACK-E. So at most one leader gathers a quorum of ACK-Es for an epoch. A follower that
+//!   accepted the epoch from another leader switches to this one, but its ACK-E is marked
+//!   `late` and never counts towards the quorum: it only asks to be synchronised, which only
+//!   the epoch's one leader with a quorum ever does.
 //! - The leader adopts the history with the highest `(currentEpoch, last zxid)` among a quorum
 //!   of ACK-Es that includes its own: that history holds every committed transaction. A
 //!   follower sends its history only when it is more up to date than the leader's (the leader's
@@ -62,19 +65,29 @@ impl Replica {
             out.send.push((from, Message::Notification(reply)));
             return;
         };
-        l.peers.entry(from).or_default().last_heard = now;
+        // A follower that promised a later epoch is not with us: it must not keep a leader that
+        // lost its quorum alive (the later epoch's leader needs that leader to step down).
+        if matches!(l.phase, Phase::Discovery { .. }) || m.accepted_epoch <= l.epoch {
+            l.peers.entry(from).or_default().last_heard = now;
+        }
         match &mut l.phase {
             Phase::Discovery { cepochs } => {
                 cepochs.insert(from, m.accepted_epoch);
                 self.choose_epoch(out);
             }
             // A late or returning follower: it can accept our epoch unless it promised a later
-            // one (then it will look for that leader; nothing to do here).
+            // one. Then it can never follow us, and the election keeps sending it back to us
+            // while we lead: once established, we step down, so that a new election picks an
+            // epoch above every promise and the whole group follows again. (Before, stepping
+            // down makes rival candidates duel: each picks an epoch from a quorum, and the
+            // third replica's promise to the other is always higher.)
             Phase::NewEpoch { .. } | Phase::Broadcast { .. } => {
                 let epoch = l.epoch;
                 if m.accepted_epoch <= epoch {
                     let msg = self.new_epoch(epoch);
                     out.after_persist.push((from, msg));
+                } else if matches!(l.phase, Phase::Broadcast { established: true }) {
+                    self.start_looking(out);
                 }
             }
         }
@@ -111,6 +124,7 @@ impl Replica {
             epoch,
             summary: self.summary(),
             history: None,
+            late: false,
         });
         out.after_persist.push((me, own));
     }
@@ -142,14 +156,18 @@ impl Replica {
             // A duplicate: we already follow this epoch.
             return;
         }
-        if m.epoch < self.accepted.epoch
-            || (m.epoch == self.accepted.epoch && self.accepted != proposed)
-        {
-            // We promised a later leader (or another leader of this epoch): this one cannot
-            // count on us.
+        if m.epoch < self.accepted.epoch {
+            // We promised a later leader: this one cannot count on us.
             self.start_looking(out);
             return;
         }
+        // We promised this epoch to another prospective leader: we may still follow this one,
+        // but our ACK-E must not count towards its quorum (else two leaders could both count
+        // us for one epoch). Only the leader with a quorum of fresh promises for the epoch ever
+        // synchronises anyone in it, so following it is safe. Without this a replica that
+        // accepted the epoch from a leader that lost is shut out of the group for the whole
+        // epoch.
+        let late = m.epoch == self.accepted.epoch && self.accepted != proposed;
         f.epoch = Some(m.epoch);
         f.synced = false;
         self.reset_timer();
@@ -165,6 +183,7 @@ impl Replica {
                 epoch: m.epoch,
                 summary: self.summary(),
                 history,
+                late,
             }),
         ));
     }
@@ -199,6 +218,9 @@ impl Replica {
         match &mut l.phase {
             Phase::Discovery { .. } => {}
             Phase::NewEpoch { acks } => {
+                if m.late {
+                    return;
+                }
                 acks.insert(from, m);
                 if acks.len() >= quorum && acks.contains_key(&me) {
                     self.adopt(out);

@@ -87,7 +87,7 @@ impl Replica {
         expect: Option<(u64, crate::zab::message::Zxid)>,
         out: &mut Outbox,
     ) {
-        let (len, now, committed) = (self.log_len(), self.now, self.committed);
+        let (len, committed) = (self.log_len(), self.committed);
         let Role::Leading(l) = &mut self.role else {
             return;
         };
@@ -95,7 +95,9 @@ impl Replica {
         let p = l.peers.entry(peer).or_default();
         p.synced = true;
         p.next = len;
-        p.last_heard = now;
+        // Not `last_heard`: sending is not hearing. (A leader re-sending its snapshot to a
+        // follower that had moved on to a later epoch counted it alive, and so never stepped
+        // down.)
         out.send.push((
             peer,
             Message::NewLeader(NewLeader {

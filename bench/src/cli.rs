@@ -102,6 +102,9 @@ pub struct RunArgs {
     /// A kvnode binary to run instead of the one built into this executable.
     #[arg(long)]
     pub kvnode: Option<PathBuf>,
+    /// kvnode's replication protocol: paxos (the default) or zab.
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<kvnode::config::Protocol>,
     /// Extra flag for every kvnode, e.g. --node-arg=--unsafe-read-local (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     pub node_arg: Vec<String>,
@@ -131,6 +134,9 @@ pub struct ClusterArgs {
     /// A kvnode binary to run instead of the one built into this executable.
     #[arg(long)]
     pub kvnode: Option<PathBuf>,
+    /// The replication protocol: paxos (the default) or zab.
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<kvnode::config::Protocol>,
     /// Extra flag for every kvnode (repeatable).
     #[arg(long, allow_hyphen_values = true)]
     pub node_arg: Vec<String>,

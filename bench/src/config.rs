@@ -50,7 +50,7 @@ impl RunConfig {
             }
             None => RunConfig {
                 test: String::new(),
-                system: SystemConfig::Kvnode,
+                system: SystemConfig::default(),
                 seed: SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007),
@@ -69,7 +69,10 @@ impl RunConfig {
         let before = cfg.system.clone();
         match args.system.as_deref() {
             None => {}
-            Some("kvnode") => cfg.system = SystemConfig::Kvnode,
+            Some("kvnode") if !matches!(cfg.system, SystemConfig::Kvnode(_)) => {
+                cfg.system = SystemConfig::default();
+            }
+            Some("kvnode") => {}
             Some("maelstrom") if !matches!(cfg.system, SystemConfig::Maelstrom(_)) => {
                 cfg.system = SystemConfig::Maelstrom(MaelstromConfig::default());
             }
@@ -107,7 +110,11 @@ impl RunConfig {
                 }
                 e.serializable_reads |= args.etcd_serializable_reads;
             }
-            SystemConfig::Kvnode => {}
+            SystemConfig::Kvnode(k) => {
+                if let Some(protocol) = args.protocol {
+                    k.protocol = protocol;
+                }
+            }
         }
         if !matches!(cfg.system, SystemConfig::Maelstrom(_))
             && (args.bin.is_some() || !args.bin_arg.is_empty())
@@ -119,8 +126,9 @@ impl RunConfig {
         {
             bail!("--etcd-bin and --etcd-serializable-reads are for --system etcd");
         }
-        if !matches!(cfg.system, SystemConfig::Kvnode) {
+        if !matches!(cfg.system, SystemConfig::Kvnode(_)) {
             let kvnode_only = [
+                ("--protocol", args.protocol.is_some()),
                 ("--kvnode", args.kvnode.is_some()),
                 ("--node-arg", !args.node_arg.is_empty()),
                 ("--snapshot-every", args.snapshot_every.is_some()),

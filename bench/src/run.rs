@@ -58,7 +58,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let _ = std::os::unix::fs::symlink(dir.strip_prefix(&out).unwrap_or(&dir), &latest);
     std::fs::write(dir.join("config.toml"), toml::to_string(&cfg)?).context("write config.toml")?;
     let compaction = match cfg.system {
-        SystemConfig::Kvnode => format!(
+        SystemConfig::Kvnode(_) => format!(
             ", snapshot every {} entries, WAL checkpoint at {} bytes",
             cfg.compaction.snapshot_every, cfg.compaction.wal_checkpoint_bytes
         ),
@@ -75,8 +75,9 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
         dir.display()
     );
     match &cfg.system {
-        SystemConfig::Kvnode => {
+        SystemConfig::Kvnode(k) => {
             let spec = ClusterSpec {
+                protocol: k.protocol,
                 nodes: cfg.nodes,
                 partitions: cfg.partitions,
                 replication: cfg.replication,
@@ -272,7 +273,7 @@ async fn drive<S: System>(
     // Counted once every node is down, so that each log is complete.
     let compaction = match ctx.cfg.system {
         SystemConfig::Maelstrom(_) | SystemConfig::Etcd(_) => None,
-        SystemConfig::Kvnode => match CompactionCounts::of_run(dir, &names) {
+        SystemConfig::Kvnode(_) => match CompactionCounts::of_run(dir, &names) {
             Ok(counts) => Some(CompactionReport {
                 thresholds: ctx.cfg.compaction,
                 counts,
@@ -428,7 +429,9 @@ pub async fn measure_workload(
         fault: std::sync::Mutex::new("none".into()),
         cfg: RunConfig {
             test: "measure".into(),
-            system: SystemConfig::Kvnode,
+            system: SystemConfig::Kvnode(crate::system::KvnodeConfig {
+                protocol: config.protocol,
+            }),
             seed: 1,
             time_limit: length,
             nodes: config.nodes.len(),
@@ -478,6 +481,7 @@ pub fn cluster_main(args: &crate::cli::ClusterArgs) -> u8 {
         std::fs::create_dir_all(&args.dir)
             .with_context(|| format!("create {}", args.dir.display()))?;
         let spec = ClusterSpec {
+            protocol: args.protocol.unwrap_or_default(),
             nodes: args.nodes,
             partitions: 8,
             replication: args.nodes.min(3),

@@ -51,6 +51,18 @@ pub enum Protocol {
     Zab,
 }
 
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "paxos" => Ok(Protocol::Paxos),
+            "zab" => Ok(Protocol::Zab),
+            other => Err(format!("unknown protocol {other:?}: paxos or zab")),
+        }
+    }
+}
+
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

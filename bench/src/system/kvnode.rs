@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use kvnode::client::{Client, ClientError};
 use kvnode::command::{Op, Reply};
-use kvnode::config::{ClusterConfig, Link, NodeConfig, Timing};
+use kvnode::config::{ClusterConfig, Link, NodeConfig, Protocol, Timing};
 use nemesis::fault::Trouble;
 use nemesis::proxy::{Link as ProxyLink, LinkLayer};
 use rand::RngExt;
@@ -28,6 +28,8 @@ use super::{PortPicker, start_retrying_taken_ports};
 
 #[derive(Clone)]
 pub struct ClusterSpec {
+    /// What every partition runs.
+    pub protocol: Protocol,
     pub nodes: usize,
     pub partitions: u32,
     pub replication: usize,
@@ -138,6 +140,7 @@ impl Cluster {
         let mut config = ClusterConfig {
             partitions: spec.partitions,
             replication: spec.replication,
+            protocol: spec.protocol,
             nodes,
             timing: spec.timing.clone(),
             links: Vec::new(),

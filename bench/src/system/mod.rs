@@ -255,23 +255,38 @@ pub struct SystemFacts {
 }
 
 /// The system a run tests, as recorded in `config.toml` (`[system]`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SystemConfig {
     /// kvlab's own store.
-    #[default]
-    Kvnode,
+    Kvnode(KvnodeConfig),
     /// A program speaking Maelstrom's protocol, started once per node.
     Maelstrom(maelstrom::MaelstromConfig),
     /// etcd members.
     Etcd(etcd::EtcdConfig),
 }
 
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig::Kvnode(KvnodeConfig::default())
+    }
+}
+
+/// kvnode's settings in `[system]` (`kind = "kvnode"`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvnodeConfig {
+    /// The replication protocol of every partition (a config recorded before there was a
+    /// choice ran Paxos).
+    #[serde(default)]
+    pub protocol: ::kvnode::config::Protocol,
+}
+
 impl SystemConfig {
-    /// `kvnode`, or `maelstrom: PATH ARGS`, for summaries and reports.
+    /// `kvnode (paxos)`, or `maelstrom: PATH ARGS`, for summaries and reports.
     pub fn describe(&self) -> String {
         match self {
-            SystemConfig::Kvnode => "kvnode".into(),
+            SystemConfig::Kvnode(k) => format!("kvnode ({})", k.protocol),
             SystemConfig::Maelstrom(m) => {
                 let mut s = format!("maelstrom: {}", m.bin.display());
                 for a in &m.args {

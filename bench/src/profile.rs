@@ -118,6 +118,11 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "Jepsen-like contended registers: 8 keys, reads, writes and CAS, 10 sticky clients, 400 ops/s",
     ),
     (
+        "registers",
+        "many registers: 1000 keys, reads, writes and CAS, 10 sticky clients, 500 ops/s (a stale \
+         copy of a key lives long enough to be read)",
+    ),
+    (
         "ycsb-a",
         "update heavy: 50% read, 50% write, zipfian over 1000 keys, 32 clients, closed loop",
     ),
@@ -181,6 +186,21 @@ impl Profile {
                 timeout: Duration::from_millis(1000),
                 sticky: true,
                 lock: None,
+            },
+            // Each key is written about once every 5 s: a replica that missed a write, or kept one
+            // it should have dropped, goes on answering with it long after, where `register`'s
+            // 8 keys are overwritten within milliseconds and hide it.
+            "registers" => Profile {
+                name: "registers".into(),
+                mix: Mix {
+                    read: 50,
+                    write: 40,
+                    cas: 10,
+                    delete: 0,
+                },
+                keys: 1000,
+                rate: Some(500.0),
+                ..Profile::builtin("register").expect("built in")
             },
             "lock" => Profile {
                 name: "lock".into(),

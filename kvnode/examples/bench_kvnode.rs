@@ -1,10 +1,11 @@
-//! Store benchmark: a 3-node cluster of real `kvnode` processes on 127.0.0.1, closed-loop
-//! clients at several concurrencies, 50% reads and 50% durable writes over 1,000 keys.
-//! Writes figures (throughput, latency quantiles, server CPU per operation) to a Markdown file.
+//! Store benchmark: a 3-node cluster of real `kvnode` processes on 127.0.0.1 per replication
+//! protocol (Paxos, then Zab), closed-loop clients at several concurrencies, 50% reads and 50%
+//! durable writes over 1,000 keys. Writes figures (throughput, latency quantiles, server CPU per
+//! operation) to a Markdown file, both protocols in one table.
 //!
 //! ```text
 //! cargo build --release -p kvnode --bins
-//! cargo run --release -p kvnode --example bench_kvnode -- [--seconds 10] [--out FILE]
+//! cargo run --release -p kvnode --example bench_kvnode -- [--seconds 10] [--protocol paxos|zab] [--out FILE]
 //! ```
 
 use std::fmt::Write as _;
@@ -16,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use kvnode::client::Client;
-use kvnode::config::ClusterConfig;
+use kvnode::config::{ClusterConfig, Protocol};
 use rand::prelude::*;
 use rand::rngs::StdRng;
 
 const KEYS: u64 = 1000;
 
 struct Row {
+    protocol: Protocol,
     clients: usize,
     ops: u64,
     errors: u64,
@@ -36,6 +38,7 @@ struct Row {
 fn main() {
     let mut seconds = 10u64;
     let mut out = PathBuf::from("benchmarks/kvnode.md");
+    let mut protocols = vec![Protocol::Paxos, Protocol::Zab];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -46,6 +49,13 @@ fn main() {
                     .expect("--seconds N")
             }
             "--out" => out = args.next().expect("--out FILE").into(),
+            "--protocol" => {
+                protocols = vec![
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("--protocol paxos|zab"),
+                ]
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -60,6 +70,21 @@ fn main() {
         "{} not found: run `cargo build --release -p kvnode --bins` first",
         kvnode.display()
     );
+    let mut rows = Vec::new();
+    for protocol in protocols {
+        rows.extend(bench_protocol(&kvnode, protocol, seconds));
+    }
+    let table = render(&rows, seconds);
+    print!("{table}");
+    if let Some(d) = out.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(&out, table).unwrap();
+    eprintln!("figures written to {}", out.display());
+}
+
+/// One cluster running `protocol`, measured at each concurrency in turn.
+fn bench_protocol(kvnode: &Path, protocol: Protocol, seconds: u64) -> Vec<Row> {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = || {
         TcpListener::bind("127.0.0.1:0")
@@ -68,7 +93,7 @@ fn main() {
             .unwrap()
             .port()
     };
-    let mut text = String::from("partitions = 8\nreplication = 3\n");
+    let mut text = format!("partitions = 8\nreplication = 3\nprotocol = \"{protocol}\"\n");
     for i in 1..=3 {
         text += &format!(
             "[[node]]\nid = \"n{i}\"\nclient = \"127.0.0.1:{}\"\npeer = \"127.0.0.1:{}\"\n",
@@ -81,7 +106,7 @@ fn main() {
     let config = Arc::new(ClusterConfig::parse(&text).unwrap());
     let mut nodes: Vec<Child> = (1..=3)
         .map(|i| {
-            Command::new(&kvnode)
+            Command::new(kvnode)
                 .arg("--config")
                 .arg(&config_path)
                 .args(["--id", &format!("n{i}"), "--data-dir"])
@@ -110,10 +135,11 @@ fn main() {
         let cpu = cpu_seconds(&pids) - cpu_before;
         rows.push(Row {
             cpu_seconds: cpu,
+            protocol,
             ..row
         });
         eprintln!(
-            "{} clients: {:.0} ops/s",
+            "{protocol}, {} clients: {:.0} ops/s",
             clients,
             rows.last().unwrap().ops as f64 / rows.last().unwrap().seconds
         );
@@ -122,13 +148,7 @@ fn main() {
         let _ = n.kill();
         let _ = n.wait();
     }
-    let table = render(&rows, seconds);
-    print!("{table}");
-    if let Some(d) = out.parent() {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::write(&out, table).unwrap();
-    eprintln!("figures written to {}", out.display());
+    rows
 }
 
 async fn run(config: Arc<ClusterConfig>, clients: usize, length: Duration) -> Row {
@@ -172,6 +192,7 @@ async fn run(config: Arc<ClusterConfig>, clients: usize, length: Duration) -> Ro
         })
         .collect();
     let mut row = Row {
+        protocol: Protocol::Paxos,
         clients,
         ops: 0,
         errors: 0,
@@ -234,16 +255,17 @@ fn render(rows: &[Row], seconds: u64) -> String {
     );
     let _ = writeln!(
         s,
-        "| clients | ops/s | errors | p50 | p99 | PUT p50 | PUT p99 | GET p50 | GET p99 | server CPU (cores) | CPU us/op |"
+        "| protocol | clients | ops/s | errors | p50 | p99 | PUT p50 | PUT p99 | GET p50 | GET p99 | server CPU (cores) | CPU us/op |"
     );
     let _ = writeln!(
         s,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            "| {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+            r.protocol,
             r.clients,
             r.ops as f64 / r.seconds,
             r.errors,
@@ -255,6 +277,29 @@ fn render(rows: &[Row], seconds: u64) -> String {
             ms(&r.gets, 0.99),
             r.cpu_seconds / r.seconds,
             r.cpu_seconds * 1e6 / r.ops.max(1) as f64,
+        );
+    }
+    // Zab against Paxos at each concurrency both were measured at.
+    let rate = |r: &Row| r.ops as f64 / r.seconds;
+    let mut first = true;
+    for z in rows.iter().filter(|r| r.protocol == Protocol::Zab) {
+        let Some(p) = rows
+            .iter()
+            .find(|r| r.protocol == Protocol::Paxos && r.clients == z.clients)
+        else {
+            continue;
+        };
+        if first {
+            let _ = writeln!(s, "\nZab against Paxos:\n");
+            first = false;
+        }
+        let _ = writeln!(
+            s,
+            "- {} clients: throughput {:+.0}%, p99 {:.2} ms against {:.2} ms",
+            z.clients,
+            (rate(z) / rate(p) - 1.0) * 100.0,
+            ms(&z.all, 0.99),
+            ms(&p.all, 0.99),
         );
     }
     s

@@ -233,6 +233,10 @@ const BUILTINS: &[(&str, &str)] = &[
         "every 5s, isolate the current leader of a partition drawn at random for 5s",
     ),
     (
+        "leader-churn",
+        "every 2s, isolate the current leader of a partition drawn at random for 1s",
+    ),
+    (
         "kill-leader",
         "every 5s, kill the current leader of a partition drawn at random for 5s",
     ),
@@ -292,7 +296,7 @@ impl ScheduleSpec {
             "partition-ring" => vec![PartitionRing],
             "partition-bridge" => vec![PartitionBridge],
             "partition-one-way" => vec![PartitionOneWay],
-            "partition-leader" => vec![PartitionLeader],
+            "partition-leader" | "leader-churn" => vec![PartitionLeader],
             "mix" => vec![Kill, Pause, Partition],
             "delay" => vec![Delay],
             "loss" => vec![Loss],
@@ -306,15 +310,17 @@ impl ScheduleSpec {
         };
         // Kills come more often than other faults (every 3 s rather than 5 s): only a kill that
         // hits a leader tests failover, and leadership drifts away from restarted nodes.
-        let every = if name == "kill" {
-            Duration::from_secs(3)
-        } else {
-            five_seconds()
+        // Leader churn moves leadership every 2 s and leaves a second between faults for a healed
+        // node to rejoin (and, with a bug, to show what it kept or missed) before the next.
+        let (every, lasting) = match name {
+            "kill" => (Duration::from_secs(3), Duration::from_secs(3)),
+            "leader-churn" => (Duration::from_secs(2), Duration::from_secs(1)),
+            _ => (five_seconds(), five_seconds()),
         };
         Some(ScheduleSpec {
             name: name.to_string(),
             interval: every,
-            duration: every,
+            duration: lasting,
             faults,
             target: if name.ends_with("-leader") && name != "partition-leader" {
                 Target::Leader

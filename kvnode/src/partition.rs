@@ -6,8 +6,11 @@
 //! clients. The deterministic simulator and the tokio node drive this same code.
 //!
 //! How a request's outcome is decided (what the bench records as ok / fail / info):
-//! - a write is answered once its log entry is chosen and applied; if another command took its
-//!   log slot, it definitely did not happen (`Fail`);
+//! - a write is answered once its log slot is decided and applied: with its command (`Ok`), or
+//!   with another one (`Fail`: an entry never moves to another slot, so it can no longer be
+//!   chosen). A proposal that merely reuses the slot (this node's log was truncated below it
+//!   meanwhile) decides nothing: the displaced entry may survive on another replica and be
+//!   chosen by a later leader, so the displaced write waits for the slot too;
 //! - a read is answered after read-index confirmation, from the applied state;
 //! - refused before anything was proposed (not the leader): `Fail`;
 //! - this node lost track (its state was replaced by a snapshot): `Unknown`.
@@ -38,7 +41,7 @@ pub enum Response {
 pub enum Refusal {
     /// Sent to a replica that does not lead; nothing was proposed.
     NotLeader { hint: Option<NodeId> },
-    /// Its log slot was taken by another command: it was never chosen.
+    /// Its log slot was decided with another command: it was never chosen.
     Superseded,
 }
 
@@ -67,7 +70,9 @@ pub struct Partition {
     store: Store,
     /// Entries below this index are applied to `store`.
     applied: u64,
-    writes: BTreeMap<u64, PendingWrite>,
+    /// Writes waiting for each log slot to be decided: the latest proposal there last, before
+    /// it those it displaced (their fate is also only known once the slot is decided).
+    writes: BTreeMap<u64, Vec<PendingWrite>>,
     /// Read id -> (request, key), waiting for confirmation.
     reads: BTreeMap<u64, (RequestId, String)>,
     /// Confirmed reads waiting for `applied >= index`: (index, request, key).
@@ -151,17 +156,13 @@ impl Partition {
         } else {
             match self.replica.propose(cmd.clone()) {
                 Ok(index) => {
-                    let pending = PendingWrite {
+                    // A write already waiting here lost its entry from our log, but not
+                    // necessarily from every replica's: it keeps waiting (see the module docs).
+                    self.writes.entry(index).or_default().push(PendingWrite {
                         request,
                         cmd,
                         answered: false,
-                    };
-                    if let Some(old) = self.writes.insert(index, pending)
-                        && !old.answered
-                    {
-                        // Our log was truncated below this slot since: the old command lost it.
-                        responses.push((old.request, Response::Fail(Refusal::Superseded)));
-                    }
+                    });
                 }
                 Err(NotLeader { hint }) => {
                     responses.push((request, Response::Fail(Refusal::NotLeader { hint })));
@@ -215,7 +216,12 @@ impl Partition {
         if !self.cfg.unsafe_early_ack || !self.replica.is_leader() {
             return;
         }
-        for (_, w) in self.writes.range_mut(..durable_len) {
+        // Only the latest proposal at a slot can be the entry our log holds there.
+        for w in self
+            .writes
+            .range_mut(..durable_len)
+            .filter_map(|(_, ws)| ws.last_mut())
+        {
             if !w.answered && matches!(w.cmd.op, Op::Put { .. } | Op::Delete { .. }) {
                 w.answered = true;
                 responses.push((w.request, Response::Ok(Reply::Done)));
@@ -258,11 +264,12 @@ impl Partition {
                 .clone();
             let reply = self.store.apply(&cmd);
             self.applied += 1;
-            if let Some(w) = self.writes.remove(&index)
-                && !w.answered
-            {
+            for w in self.writes.remove(&index).into_iter().flatten() {
+                if w.answered {
+                    continue;
+                }
                 let response = if w.cmd == cmd {
-                    Response::Ok(reply)
+                    Response::Ok(reply.clone())
                 } else {
                     Response::Fail(Refusal::Superseded)
                 };
@@ -296,7 +303,10 @@ impl Partition {
         self.snapshots_installed += 1;
         // Writes in the replaced prefix: this node cannot tell whether they were chosen.
         let kept = self.writes.split_off(&s.index);
-        for (_, w) in std::mem::replace(&mut self.writes, kept) {
+        for w in std::mem::replace(&mut self.writes, kept)
+            .into_values()
+            .flatten()
+        {
             if !w.answered {
                 responses.push((w.request, Response::Unknown("state replaced by a snapshot")));
             }

@@ -28,9 +28,15 @@ for seed in $(seq 1 "$runs"); do
         *) verdict=error ;;
     esac
     tally[$verdict]=$((tally[$verdict] + 1))
-    # The line after the verdict: the first anomaly's explanation, or the error.
-    why=$(grep -m1 -A1 -E '^(INVALID|UNKNOWN|VALID)' "$out/$seed.txt" | sed -n 2p | cut -c1-160 | tr '|' '/')
-    [ "$verdict" = error ] && why=$(tail -1 "$out/$seed.txt" | cut -c1-160 | tr '|' '/')
+    # The first anomaly's explanation (the line after its key's), the reason for unknown, or the
+    # error.
+    case $verdict in
+        invalid) why=$(grep -m1 -A1 'is not linearizable:' "$out/$seed.txt" | sed -n 2p) ;;
+        unknown) why=$(grep -m1 -E '^UNKNOWN' "$out/$seed.txt") ;;
+        error) why=$(tail -1 "$out/$seed.txt") ;;
+        *) why= ;;
+    esac
+    why=$(printf '%s' "$why" | sed 's/^ *//' | cut -c1-200 | tr '|' '/')
     echo "| $seed | $verdict | ${why:-} |"
 done
 echo

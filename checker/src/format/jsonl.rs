@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::jsonl_scan::{self, Fields};
 use crate::builder::{Builder, article};
 use crate::error::ReadError;
 use crate::history::{Call, Func, History, Outcome, Value};
@@ -35,6 +36,21 @@ struct Line<'a> {
     value: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<Cow<'a, str>>,
+}
+
+impl<'a> Line<'a> {
+    fn fields(self) -> Fields<'a> {
+        Fields {
+            index: self.index,
+            time: self.time,
+            process: self.process.get(),
+            kind: self.kind,
+            f: self.f,
+            key: self.key,
+            value: self.value.map(RawValue::get),
+            error: self.error,
+        }
+    }
 }
 
 /// One line, parsed: what the builder needs from it, with its line number within its chunk.
@@ -416,15 +432,20 @@ fn parse_line(raw: &str, line: u64) -> Result<(Option<u64>, Option<Parsed<'_>>),
     if raw.trim().is_empty() {
         return Ok((None, None));
     }
-    let ev: Line = serde_json::from_str(raw).map_err(|e| format!("not a history event: {e}"))?;
+    let ev = match jsonl_scan::scan(raw) {
+        Some(fields) => fields,
+        None => serde_json::from_str::<Line>(raw)
+            .map_err(|e| format!("not a history event: {e}"))?
+            .fields(),
+    };
     let index = ev.index;
-    let process = match ev.process.get() {
+    let process = match ev.process {
         "\"nemesis\"" => return Ok((index, None)),
         p => p.parse::<u64>().map_err(|_| {
             format!("process must be a non-negative integer or \"nemesis\", not {p}")
         })?,
     };
-    let value = ev.value.map_or("null", RawValue::get);
+    let value = ev.value.unwrap_or("null");
     let func = Function::parse(&ev.f).ok_or_else(|| {
         format!(
             "unknown f {:?} (expected read, write, cas, delete, append, acquire or release)",
@@ -492,14 +513,19 @@ fn call(func: Function, value: &str) -> Result<Call, String> {
         Func::Delete => Call::Delete,
         Func::Write => Call::Write(value_of(value).map_err(|m| format!("write of {m}"))?),
         Func::Append => Call::Append(value_of(value).map_err(|m| format!("append of {m}"))?),
-        Func::Cas => match serde_json::from_str::<[&RawValue; 2]>(value) {
-            Ok([expected, new]) => Call::Cas {
-                expected: value_or_null(expected.get())
-                    .map_err(|m| format!("cas expecting {m}"))?,
-                new: value_of(new.get()).map_err(|m| format!("cas to {m}"))?,
-            },
-            Err(_) => return Err(format!("cas value must be [expected, new], not {value}")),
-        },
+        Func::Cas => {
+            let (expected, new) = jsonl_scan::pair(value)
+                .or_else(|| {
+                    serde_json::from_str::<[&RawValue; 2]>(value)
+                        .ok()
+                        .map(|[e, n]| (e.get(), n.get()))
+                })
+                .ok_or_else(|| format!("cas value must be [expected, new], not {value}"))?;
+            Call::Cas {
+                expected: value_or_null(expected).map_err(|m| format!("cas expecting {m}"))?,
+                new: value_of(new).map_err(|m| format!("cas to {m}"))?,
+            }
+        }
     })
 }
 
@@ -511,6 +537,8 @@ fn value_of(v: &str) -> Result<Value, String> {
 fn value_or_null(v: &str) -> Result<Option<Value>, String> {
     match v.as_bytes().first() {
         Some(b'n') if v == "null" => Ok(None),
+        // `v` is valid JSON: a string without escapes is its text between the quotes.
+        Some(b'"') if !v.contains('\\') => Ok(Some(Value::Str(v[1..v.len() - 1].to_owned()))),
         Some(b'"') => serde_json::from_str::<String>(v)
             .map(|s| Some(Value::Str(s)))
             .map_err(|e| format!("{v}: {e}")),

@@ -161,17 +161,18 @@ fn render(rows: &[Row], quick: bool) -> String {
     );
     let _ = writeln!(
         s,
-        "| history | ops | verdict | read ms | check ms | total ms | peak MiB |"
+        "| history | ops | verdict | read ms | read µs/op | check ms | total ms | peak MiB |"
     );
-    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} |",
             r.case,
             r.ops,
             r.verdict.name(),
             r.read_ms,
+            r.read_ms * 1e3 / r.ops.max(1) as f64,
             r.check_ms,
             r.read_ms + r.check_ms,
             r.peak_mib

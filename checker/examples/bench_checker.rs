@@ -3,12 +3,15 @@
 //!
 //! ```text
 //! cargo run --release -p checker --example bench_checker -- [--data DIR] [--out FILE] [--quick]
+//!     [--keep DIR]
 //! ```
 //!
 //! Cases: every Porcupine sample under `--data` (default `../shared/data/porcupine`, skipped
 //! when absent), and generated kvlab histories of a simulated linearizable store: 100,000
 //! operations (100 keys, 50 clients, 1% info) and 1,000,000 operations (1,000 keys, 64
-//! clients). `--quick` generates 10x smaller histories (for CI smoke runs).
+//! clients). `--quick` generates 10x smaller histories (for CI smoke runs). `--keep DIR` keeps
+//! the generated histories there (`generated-100k.jsonl`, `generated-1m.jsonl`), so a whole
+//! process (`bench check`) can be timed on them.
 //!
 //! Peak memory is the process's resident high-water mark (`VmHWM`), reset before each case
 //! through `/proc/self/clear_refs`, so it covers the input text, the history and the search.
@@ -35,12 +38,14 @@ fn main() {
     let mut data = PathBuf::from("../shared/data/porcupine");
     let mut out = PathBuf::from("benchmarks/checker.md");
     let mut quick = false;
+    let mut keep: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--data" => data = args.next().expect("--data DIR").into(),
             "--out" => out = args.next().expect("--out FILE").into(),
             "--quick" => quick = true,
+            "--keep" => keep = Some(args.next().expect("--keep DIR").into()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -71,9 +76,10 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let tmp = std::env::temp_dir().join(format!("kvlab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
-    for (name, ops, keys, clients, info) in [
+    for (name, file, ops, keys, clients, info) in [
         (
             "generated 100k ops, 100 keys, 50 clients, 1% info",
+            "generated-100k.jsonl",
             100_000,
             100,
             50,
@@ -81,13 +87,20 @@ fn main() {
         ),
         (
             "generated 1M ops, 1000 keys, 64 clients",
+            "generated-1m.jsonl",
             1_000_000,
             1000,
             64,
             0.0,
         ),
     ] {
-        let path = tmp.join("history.jsonl");
+        let path = match &keep {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).expect("--keep folder");
+                dir.join(file)
+            }
+            None => tmp.join(file),
+        };
         generate(&path, ops / scale, keys, clients, info, 7);
         rows.push(measure(name, &path));
     }
@@ -148,17 +161,18 @@ fn render(rows: &[Row], quick: bool) -> String {
     );
     let _ = writeln!(
         s,
-        "| history | ops | verdict | read ms | check ms | total ms | peak MiB |"
+        "| history | ops | verdict | read ms | read µs/op | check ms | total ms | peak MiB |"
     );
-    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {:.1} | {:.2} | {:.1} | {:.1} | {:.0} |",
             r.case,
             r.ops,
             r.verdict.name(),
             r.read_ms,
+            r.read_ms * 1e3 / r.ops.max(1) as f64,
             r.check_ms,
             r.read_ms + r.check_ms,
             r.peak_mib

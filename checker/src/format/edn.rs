@@ -38,8 +38,8 @@ pub(super) fn read_knossos(
             time: header.time,
             process: header.process,
             kind: header.kind,
-            f: keyword(&op, "f"),
-            value: get(&op, "value").unwrap_or(&NIL),
+            f: op.keyword("f"),
+            value: op.get("value").unwrap_or(&NIL),
         })?;
     }
     Ok(reader.finish(initial))
@@ -53,22 +53,22 @@ pub(super) fn read_porcupine_kv(text: &str) -> Result<History, ReadError> {
         let Some(header) = header(&op, line)? else {
             continue;
         };
-        let func = match keyword(&op, "f") {
+        let func = match op.keyword("f") {
             Some("get") => Func::Read,
             Some("put") => Func::Write,
             Some("append") => Func::Append,
             _ => {
                 return Err(at(format!(
                     "unsupported :f {} (expected :get, :put or :append)",
-                    show(get(&op, "f"))
+                    show(op.get("f"))
                 )));
             }
         };
-        let key = match get(&op, "key") {
+        let key = match op.get("key") {
             Some(Edn::Str(k)) => k.as_ref(),
             other => return Err(at(format!(":key must be a string, not {}", show(other)))),
         };
-        let value = get(&op, "value").unwrap_or(&NIL);
+        let value = op.get("value").unwrap_or(&NIL);
         match header.kind {
             Kind::Invoke => {
                 let call = match func {
@@ -114,12 +114,14 @@ struct Header {
 }
 
 /// The fields every op shares. `None` for the nemesis's ops, which the checker ignores.
-fn header(op: &Edn, line: u64) -> Result<Option<Header>, ReadError> {
+fn header(op: &Form, line: u64) -> Result<Option<Header>, ReadError> {
     let at = |m: String| ReadError::at(line, m);
-    if !matches!(op, Edn::Map(_) | Edn::Tagged(..)) {
+    if let Form::Edn(op) = op
+        && !matches!(op, Edn::Map(_) | Edn::Tagged(..))
+    {
         return Err(at(format!("expected an op map, found {}", show(Some(op)))));
     }
-    let process = match get(op, "process") {
+    let process = match op.get("process") {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
         Some(Edn::Key(k)) if k == "nemesis" => return Ok(None),
         other => {
@@ -129,7 +131,7 @@ fn header(op: &Edn, line: u64) -> Result<Option<Header>, ReadError> {
             )));
         }
     };
-    let kind = match keyword(op, "type") {
+    let kind = match op.keyword("type") {
         Some("invoke") => Kind::Invoke,
         Some("ok") => Kind::Ok,
         Some("fail") => Kind::Fail,
@@ -137,11 +139,11 @@ fn header(op: &Edn, line: u64) -> Result<Option<Header>, ReadError> {
         _ => {
             return Err(at(format!(
                 ":type must be :invoke, :ok, :fail or :info, not {}",
-                show(get(op, "type"))
+                show(op.get("type"))
             )));
         }
     };
-    let time = match get(op, "time") {
+    let time = match op.get("time") {
         Some(Edn::Int(t)) if *t >= 0 => Some(*t as u64),
         _ => None,
     };
@@ -182,10 +184,44 @@ pub(super) fn get<'a, 'e>(map: &'a Edn<'e>, key: &'static str) -> Option<&'a Edn
     }
 }
 
-fn keyword<'a>(map: &'a Edn, key: &'static str) -> Option<&'a str> {
-    match get(map, key) {
-        Some(Edn::Key(k)) => Some(k),
-        _ => None,
+/// One op form: a flat op map read directly, or any other form as the EDN reader read it.
+// One form at a time lives on the stack; boxing the flat map would cost the allocation per line
+// it exists to avoid.
+#[allow(clippy::large_enum_variant)]
+enum Form<'a> {
+    Flat(Flat<'a>),
+    Edn(Edn<'a>),
+}
+
+/// The most fields a flat op map may have (Jepsen's ops have up to ten); a longer one goes to
+/// the EDN reader.
+const FLAT_FIELDS: usize = 12;
+
+/// A flat op map's fields in the order written, without a map: a line costs no allocation beyond
+/// the vectors in it.
+struct Flat<'a> {
+    len: usize,
+    keys: [&'a str; FLAT_FIELDS],
+    values: [Edn<'a>; FLAT_FIELDS],
+}
+
+impl<'a> Form<'a> {
+    /// The field `key` (as [`get`]); of a repeated key, the last, as a map keeps it.
+    fn get(&self, key: &'static str) -> Option<&Edn<'a>> {
+        match self {
+            Form::Flat(f) => f.keys[..f.len]
+                .iter()
+                .rposition(|k| *k == key)
+                .map(|i| &f.values[i]),
+            Form::Edn(op) => get(op, key),
+        }
+    }
+
+    fn keyword(&self, key: &'static str) -> Option<&str> {
+        match self.get(key) {
+            Some(Edn::Key(k)) => Some(k),
+            _ => None,
+        }
     }
 }
 
@@ -252,24 +288,24 @@ impl<'a> Forms<'a> {
         }
     }
 
-    fn read_form(&mut self) -> Result<(u64, Edn<'a>), ReadError> {
+    fn read_form(&mut self) -> Result<(u64, Form<'a>), ReadError> {
         let line = self.line;
         let rest = &self.text[self.pos..];
         // Op maps are nearly always flat and on one line: read those directly, and leave
         // anything else (nesting beyond vectors, tags, sets, odd spacing) to the EDN reader.
         if let Some((form, used)) = flat_map(rest) {
             self.advance(used);
-            return Ok((line, form));
+            return Ok((line, Form::Flat(form)));
         }
         let (form, remaining) = edn::read(rest).map_err(|e| {
             let at = line + e.line.unwrap_or(1) as u64 - 1;
             ReadError::at(at, format!("malformed EDN: {:?}", e.code))
         })?;
         self.advance(rest.len() - remaining.len());
-        Ok((line, form))
+        Ok((line, Form::Edn(form)))
     }
 
-    fn next_form(&mut self) -> Result<Option<(u64, Edn<'a>)>, ReadError> {
+    fn next_form(&mut self) -> Result<Option<(u64, Form<'a>)>, ReadError> {
         loop {
             let Some(c) = self.skip()? else {
                 return match self.inside {
@@ -296,7 +332,7 @@ impl<'a> Forms<'a> {
 }
 
 impl<'a> Iterator for Forms<'a> {
-    type Item = Result<(u64, Edn<'a>), ReadError>;
+    type Item = Result<(u64, Form<'a>), ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -315,25 +351,34 @@ pub(super) fn parse_value(text: &str) -> Result<Edn<'_>, String> {
 
 /// A one-line EDN map of keywords to scalars and vectors of them, as op maps are written, and the
 /// bytes it took; `None` for anything else (the general reader then takes it, errors included).
-fn flat_map(text: &str) -> Option<(Edn<'_>, usize)> {
+fn flat_map(text: &str) -> Option<(Flat<'_>, usize)> {
     let b = text.as_bytes();
     let mut i = 1;
     if b.first() != Some(&b'{') {
         return None;
     }
-    let mut map = std::collections::BTreeMap::new();
+    let mut map = Flat {
+        len: 0,
+        keys: [""; FLAT_FIELDS],
+        values: std::array::from_fn(|_| Edn::Nil),
+    };
     loop {
         i = skip_blanks(b, i)?;
         if b[i] == b'}' {
-            return Some((Edn::Map(map), i + 1));
+            return Some((map, i + 1));
         }
-        let (key, next) = flat_scalar(text, i)?;
-        if !matches!(key, Edn::Key(_)) {
+        if b[i] != b':' {
             return None;
         }
+        let (key, next) = flat_keyword(text, i + 1)?;
         i = skip_blanks(b, next)?;
         let (value, next) = flat_value(text, i, 0)?;
-        map.insert(key, value);
+        if map.len == FLAT_FIELDS {
+            return None;
+        }
+        map.keys[map.len] = key;
+        map.values[map.len] = value;
+        map.len += 1;
         i = next;
     }
 }
@@ -367,6 +412,24 @@ fn flat_value(text: &str, i: usize, depth: usize) -> Option<(Edn<'_>, usize)> {
     }
 }
 
+/// The name of a plain keyword starting at `i` (after its colon), and the index past it.
+fn flat_keyword(text: &str, i: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    let len = b[i..]
+        .iter()
+        .position(|&c| {
+            !(c.is_ascii_alphanumeric()
+                || matches!(c, b'-' | b'_' | b'?' | b'!' | b'.' | b'*' | b'+' | b'/'))
+        })
+        .unwrap_or(b.len() - i);
+    let e = i + len;
+    let delimited = matches!(
+        b.get(e),
+        None | Some(b' ' | b',' | b'\t' | b'\n' | b'\r' | b'}' | b']')
+    );
+    (len > 0 && delimited).then(|| (&text[i..e], e))
+}
+
 /// A keyword, an integer, a string without escapes, `nil`, `true` or `false`.
 fn flat_scalar(text: &str, i: usize) -> Option<(Edn<'_>, usize)> {
     let b = text.as_bytes();
@@ -377,16 +440,7 @@ fn flat_scalar(text: &str, i: usize) -> Option<(Edn<'_>, usize)> {
             .unwrap_or(b.len() - from)
     };
     match b[i] {
-        b':' => {
-            let e = end(i + 1);
-            let name = &text[i + 1..e];
-            let plain = !name.is_empty()
-                && name.bytes().all(|c| {
-                    c.is_ascii_alphanumeric()
-                        || matches!(c, b'-' | b'_' | b'?' | b'!' | b'.' | b'*' | b'+' | b'/')
-                });
-            plain.then(|| (Edn::Key(Cow::Borrowed(name)), e))
-        }
+        b':' => flat_keyword(text, i + 1).map(|(name, e)| (Edn::Key(Cow::Borrowed(name)), e)),
         b'"' => {
             let close = i
                 + 1
@@ -429,8 +483,16 @@ mod flat_map_tests {
             "{}",
         ] {
             let (fast, used) = flat_map(text).unwrap_or_else(|| panic!("declined {text}"));
+            let fast: std::collections::BTreeMap<Edn, Edn> = (0..fast.len)
+                .map(|i| {
+                    (
+                        Edn::Key(Cow::Borrowed(fast.keys[i])),
+                        fast.values[i].clone(),
+                    )
+                })
+                .collect();
             let (general, _) = edn::read(text).unwrap();
-            assert_eq!(fast, general, "{text}");
+            assert_eq!(Edn::Map(fast), general, "{text}");
             assert_eq!(used, text.len(), "{text}");
         }
         for text in [

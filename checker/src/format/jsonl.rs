@@ -8,10 +8,13 @@
 //! event of each kind and the reader settles the kind in line order.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::jsonl_scan::{self, Fields};
 use crate::builder::{Builder, article};
 use crate::error::ReadError;
 use crate::history::{Call, Func, History, Outcome, Value};
@@ -35,6 +38,21 @@ struct Line<'a> {
     value: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<Cow<'a, str>>,
+}
+
+impl<'a> Line<'a> {
+    fn fields(self) -> Fields<'a> {
+        Fields {
+            index: self.index,
+            time: self.time,
+            process: self.process.get(),
+            kind: self.kind,
+            f: self.f,
+            key: self.key,
+            value: self.value.map(RawValue::get),
+            error: self.error,
+        }
+    }
 }
 
 /// One line, parsed: what the builder needs from it, with its line number within its chunk.
@@ -153,6 +171,10 @@ struct Settled {
 /// Input below this size is parsed on the calling thread.
 const PARALLEL_BYTES: usize = 1 << 18;
 
+/// Chunks of a large piece per parser thread: enough that feeding the first chunks overlaps
+/// parsing the rest.
+const CHUNKS_PER_THREAD: usize = 4;
+
 pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
     let mut reader = Reader::new(model);
     reader.feed(text)?;
@@ -195,86 +217,121 @@ impl Reader {
     }
 
     /// Reads `text`, which must end at a line boundary (or be the end of the input).
+    ///
+    /// Large text is cut into several chunks per core; worker threads parse them while this
+    /// thread feeds the ones already parsed to the builder, in order, so that feeding overlaps
+    /// parsing instead of following it.
     pub(super) fn feed(&mut self, text: &str) -> Result<(), ReadError> {
-        let chunks = split_lines(text, self.threads, PARALLEL_BYTES);
-        let parsed: Vec<Chunk> = if chunks.len() == 1 {
-            vec![parse_chunk(chunks[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = chunks
-                    .iter()
-                    .map(|&c| s.spawn(move || parse_chunk(c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a parser thread panicked"))
-                    .collect()
-            })
-        };
-        let events: usize = parsed.iter().map(|c| c.events.len()).sum();
-        // Each operation is two events; growing the operations by doubling copies them all.
-        self.builder.reserve(events / 2);
-        for mut chunk in parsed {
-            let offset = self.lines;
-            // The index runs on from the previous chunk's last.
-            if let (Some(prev), Some((line, index))) = (self.last_index, chunk.first_index)
-                && let Some(e) = index_error(prev, index)
-            {
-                return Err(ReadError::at(offset + line, e));
+        let chunks = split_lines(text, self.threads * CHUNKS_PER_THREAD, PARALLEL_BYTES);
+        if chunks.len() == 1 || self.threads == 1 {
+            for c in chunks {
+                let chunk = parse_chunk(c);
+                self.builder.reserve(chunk.events.len() / 2);
+                self.feed_chunk(chunk)?;
             }
-            if let Some((line, index)) = chunk.last_index {
-                self.last_index = Some((offset + line, index));
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (send, parsed) = mpsc::channel();
+        std::thread::scope(|s| {
+            for _ in 0..self.threads.min(chunks.len()) {
+                let (send, next, stop, chunks) = (send.clone(), &next, &stop, &chunks);
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&c) = chunks.get(i) else { break };
+                        if send.send((i, parse_chunk(c))).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            // The events before the first of the other kind are fed, then it is refused.
-            let stray = self.stray(&chunk.first, offset);
-            if let Some((event, _)) = &stray {
-                chunk.events.truncate(*event);
-            }
-            let b = &mut self.builder;
-            for event in chunk.events {
-                match event {
-                    Parsed::Invoke {
-                        line,
-                        time,
-                        process,
-                        key,
-                        call,
-                    } => b.invoke(offset + line, time, process, &key, call)?,
-                    Parsed::Complete {
-                        line,
-                        time,
-                        process,
-                        func: Function::Kv(func),
-                        key,
-                        outcome,
-                    } => b.complete(offset + line, time, process, func, key.as_deref(), outcome)?,
-                    // Acquire and release share a `Func`: the builder compares their names.
-                    Parsed::Complete {
-                        line,
-                        time,
-                        process,
-                        func,
-                        key,
-                        outcome,
-                    } => b.complete_call(
-                        offset + line,
-                        time,
-                        process,
-                        func.name(),
-                        key.as_deref(),
-                        outcome,
-                        None,
-                    )?,
+            drop(send);
+            let mut waiting: Vec<Option<Chunk>> = (0..chunks.len()).map(|_| None).collect();
+            for i in 0..chunks.len() {
+                while waiting[i].is_none() {
+                    let (j, chunk) = parsed.recv().expect("a parser thread panicked");
+                    waiting[j] = Some(chunk);
+                }
+                let chunk = waiting[i].take().expect("received above");
+                if i == 0 {
+                    // Each operation is two events; the first chunk tells how many the piece
+                    // holds, and growing the operations by doubling would copy them all.
+                    let per_byte = chunk.events.len() as f64 / chunks[0].len().max(1) as f64;
+                    self.builder
+                        .reserve((per_byte * text.len() as f64 / 2.0 * 1.05) as usize);
+                }
+                if let Err(e) = self.feed_chunk(chunk) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
                 }
             }
-            if let Some((_, error)) = stray {
-                return Err(error);
-            }
-            if let Some((line, message)) = chunk.error {
-                return Err(ReadError::at(offset + line, message));
-            }
-            self.lines += chunk.lines;
+            Ok(())
+        })
+    }
+
+    /// Feeds one parsed chunk (the next in line order) to the builder.
+    fn feed_chunk(&mut self, mut chunk: Chunk) -> Result<(), ReadError> {
+        let offset = self.lines;
+        // The index runs on from the previous chunk's last.
+        if let (Some(prev), Some((line, index))) = (self.last_index, chunk.first_index)
+            && let Some(e) = index_error(prev, index)
+        {
+            return Err(ReadError::at(offset + line, e));
         }
+        if let Some((line, index)) = chunk.last_index {
+            self.last_index = Some((offset + line, index));
+        }
+        // The events before the first of the other kind are fed, then it is refused.
+        let stray = self.stray(&chunk.first, offset);
+        if let Some((event, _)) = &stray {
+            chunk.events.truncate(*event);
+        }
+        let b = &mut self.builder;
+        for event in chunk.events {
+            match event {
+                Parsed::Invoke {
+                    line,
+                    time,
+                    process,
+                    key,
+                    call,
+                } => b.invoke(offset + line, time, process, &key, call)?,
+                Parsed::Complete {
+                    line,
+                    time,
+                    process,
+                    func: Function::Kv(func),
+                    key,
+                    outcome,
+                } => b.complete(offset + line, time, process, func, key.as_deref(), outcome)?,
+                // Acquire and release share a `Func`: the builder compares their names.
+                Parsed::Complete {
+                    line,
+                    time,
+                    process,
+                    func,
+                    key,
+                    outcome,
+                } => b.complete_call(
+                    offset + line,
+                    time,
+                    process,
+                    func.name(),
+                    key.as_deref(),
+                    outcome,
+                    None,
+                )?,
+            }
+        }
+        if let Some((_, error)) = stray {
+            return Err(error);
+        }
+        if let Some((line, message)) = chunk.error {
+            return Err(ReadError::at(offset + line, message));
+        }
+        self.lines += chunk.lines;
         Ok(())
     }
 
@@ -416,15 +473,20 @@ fn parse_line(raw: &str, line: u64) -> Result<(Option<u64>, Option<Parsed<'_>>),
     if raw.trim().is_empty() {
         return Ok((None, None));
     }
-    let ev: Line = serde_json::from_str(raw).map_err(|e| format!("not a history event: {e}"))?;
+    let ev = match jsonl_scan::scan(raw) {
+        Some(fields) => fields,
+        None => serde_json::from_str::<Line>(raw)
+            .map_err(|e| format!("not a history event: {e}"))?
+            .fields(),
+    };
     let index = ev.index;
-    let process = match ev.process.get() {
+    let process = match ev.process {
         "\"nemesis\"" => return Ok((index, None)),
         p => p.parse::<u64>().map_err(|_| {
             format!("process must be a non-negative integer or \"nemesis\", not {p}")
         })?,
     };
-    let value = ev.value.map_or("null", RawValue::get);
+    let value = ev.value.unwrap_or("null");
     let func = Function::parse(&ev.f).ok_or_else(|| {
         format!(
             "unknown f {:?} (expected read, write, cas, delete, append, acquire or release)",
@@ -492,14 +554,19 @@ fn call(func: Function, value: &str) -> Result<Call, String> {
         Func::Delete => Call::Delete,
         Func::Write => Call::Write(value_of(value).map_err(|m| format!("write of {m}"))?),
         Func::Append => Call::Append(value_of(value).map_err(|m| format!("append of {m}"))?),
-        Func::Cas => match serde_json::from_str::<[&RawValue; 2]>(value) {
-            Ok([expected, new]) => Call::Cas {
-                expected: value_or_null(expected.get())
-                    .map_err(|m| format!("cas expecting {m}"))?,
-                new: value_of(new.get()).map_err(|m| format!("cas to {m}"))?,
-            },
-            Err(_) => return Err(format!("cas value must be [expected, new], not {value}")),
-        },
+        Func::Cas => {
+            let (expected, new) = jsonl_scan::pair(value)
+                .or_else(|| {
+                    serde_json::from_str::<[&RawValue; 2]>(value)
+                        .ok()
+                        .map(|[e, n]| (e.get(), n.get()))
+                })
+                .ok_or_else(|| format!("cas value must be [expected, new], not {value}"))?;
+            Call::Cas {
+                expected: value_or_null(expected).map_err(|m| format!("cas expecting {m}"))?,
+                new: value_of(new).map_err(|m| format!("cas to {m}"))?,
+            }
+        }
     })
 }
 
@@ -511,6 +578,8 @@ fn value_of(v: &str) -> Result<Value, String> {
 fn value_or_null(v: &str) -> Result<Option<Value>, String> {
     match v.as_bytes().first() {
         Some(b'n') if v == "null" => Ok(None),
+        // `v` is valid JSON: a string without escapes is its text between the quotes.
+        Some(b'"') if !v.contains('\\') => Ok(Some(Value::Str(v[1..v.len() - 1].to_owned()))),
         Some(b'"') => serde_json::from_str::<String>(v)
             .map(|s| Some(Value::Str(s)))
             .map_err(|e| format!("{v}: {e}")),

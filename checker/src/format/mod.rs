@@ -16,6 +16,7 @@
 mod edn;
 mod jepsen_log;
 mod jsonl;
+mod jsonl_scan;
 mod knossos;
 
 use std::fmt;

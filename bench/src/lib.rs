@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod compaction;
 pub mod config;
+mod costs;
 mod faults;
 pub mod profile;
 pub mod recorder;

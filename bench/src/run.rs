@@ -315,6 +315,7 @@ async fn drive<S: System>(
             events,
             interrupted,
             messages: facts.messages,
+            costs: facts.costs,
         },
     );
     let written = ResultsFile {
@@ -356,6 +357,22 @@ async fn drive<S: System>(
             "note: {} restarted nodes that keep their state in memory: each came back empty, \
              so what only it held was lost (a durable store would not lose it)",
             checker::counted(kills as u64, "kill", "kills")
+        );
+    }
+    if let Some(c) = &results.costs {
+        println!(
+            "costs: {:.2} WAL syncs and {:.2} peer messages ({:.0} bytes) per operation{}",
+            c.per_op.wal_syncs,
+            c.per_op.peer_messages,
+            c.per_op.peer_bytes,
+            if c.cut_short > 0 {
+                format!(
+                    " (about: {} killed lost up to a second of counts each)",
+                    checker::counted(c.cut_short, "node process", "node processes")
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(m) = &results.messages {

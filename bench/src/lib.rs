@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod compaction;
+mod compare;
 pub mod config;
 mod costs;
 mod faults;

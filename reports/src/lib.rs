@@ -34,6 +34,7 @@
 //! needs no system font libraries.
 
 mod anomaly;
+pub mod compare;
 mod error;
 mod faults;
 mod html;

@@ -232,7 +232,7 @@ fn render(dir: &Path, runs: &[PathBuf]) -> anyhow::Result<Verdict> {
 }
 
 /// kvnode's key-to-partition map, from the run's `cluster.toml`; `None` for other systems.
-fn partition_map(run: &Path) -> Option<Box<dyn Fn(&str) -> u32>> {
+fn partition_map(run: &Path) -> Option<reports::compare::PartitionOf> {
     let text = std::fs::read_to_string(run.join("cluster.toml")).ok()?;
     let config = ClusterConfig::parse(&text).ok()?;
     Some(Box::new(move |key| config.partition_of(key)))

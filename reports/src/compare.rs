@@ -25,12 +25,15 @@ use crate::plots::{WIDTH, fonts, legend, plot_error, time_chart};
 use crate::results::{FaultWindow, Quantiles, RunResults};
 use crate::run::{Buckets, FUNCS, Op, Run, Status};
 
+/// A key's key partition.
+pub type PartitionOf = Box<dyn Fn(&str) -> u32>;
+
 /// One side of a comparison: a recorded run directory.
 pub struct Side {
     pub dir: PathBuf,
     /// The key partition of a key, for systems whose faults may aim at one partition's leader
     /// (kvnode); `None` where keys are not partitioned or the mapping is unknown.
-    pub partition_of: Option<Box<dyn Fn(&str) -> u32>>,
+    pub partition_of: Option<PartitionOf>,
 }
 
 /// A side, loaded.
@@ -74,10 +77,13 @@ pub fn during_fault(ops: &[Op], partitions: &[Option<u32>], w: &FaultWindow) -> 
             (Some(t), Some(p)) => t == p,
             _ => true,
         };
-        if write && in_partition && op.status == Status::Ok && op.invoke >= w.start_ns {
-            if let Some(c) = op.complete {
-                first = Some(first.map_or(c, |f| f.min(c)));
-            }
+        if write
+            && in_partition
+            && op.status == Status::Ok
+            && op.invoke >= w.start_ns
+            && let Some(c) = op.complete
+        {
+            first = Some(first.map_or(c, |f| f.min(c)));
         }
     }
     DuringFault {

@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(table, "|---|---:|---|---:|---:|---:|")?;
     runtime.block_on(async {
         let spec = ClusterSpec {
+            protocol: kvnode::config::Protocol::Paxos,
             nodes: 3,
             partitions: 8,
             replication: 3,

@@ -32,6 +32,10 @@ pub enum Command {
     /// Run a cluster (kvnode, or any Maelstrom node) under faults, record, check (exit 0 valid,
     /// 1 anomaly, 2 unknown).
     Run(Box<RunArgs>),
+    /// Run the same seed, workload and faults against several systems (default: kvnode with
+    /// Paxos, then with Zab) and put them side by side in one page, compare.html (exit: the
+    /// worst verdict: 1 if any anomaly, else 2 if any unknown, else 0).
+    Compare(Box<CompareArgs>),
     /// Check a history for linearizability (exit 0 valid, 1 invalid, 2 unknown).
     Check(CheckArgs),
     /// Render a run's report again: report.html, the plots, results.xml and the runs index.
@@ -57,7 +61,7 @@ pub enum Command {
     },
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Clone, Debug, Default)]
 pub struct RunArgs {
     /// The system under test: kvnode (kvlab's own store), maelstrom (any program speaking
     /// Maelstrom's protocol, given with --bin) or etcd. Default kvnode.
@@ -115,6 +119,27 @@ pub struct RunArgs {
     /// four times an estimate of the profile's data if larger).
     #[arg(long, value_name = "N")]
     pub wal_checkpoint_bytes: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Each side runs as `bench run` would, one after the other, into \
+<out>/compare/<test>/<time>/<side>/; the page compares verdicts, throughput over time, latency \
+quantiles, availability during each fault, recovery after it, and WAL fsyncs and messages per \
+operation. `--runs DIR DIR...` renders the page from recorded run directories instead."
+)]
+pub struct CompareArgs {
+    /// A system to run (repeatable, in order): paxos or zab (kvnode with that protocol; also
+    /// kvnode:paxos, kvnode:zab), etcd, or maelstrom:PATH (the node program). Default: paxos,
+    /// zab.
+    #[arg(long = "side", value_name = "SPEC", conflicts_with = "runs")]
+    pub sides: Vec<String>,
+    /// Compare these recorded run directories instead of running anything.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub runs: Vec<PathBuf>,
+    /// Every `bench run` flag, the same for every side (the seed, drawn once if not given).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,7 @@ pub fn main() -> u8 {
     };
     match cli.command {
         Command::Run(args) => crate::run::main(&args),
+        Command::Compare(args) => crate::compare::main(&args),
         Command::Check(args) => crate::check::run(&args),
         Command::Report(args) => report(&args),
         Command::Cluster(args) => crate::run::cluster_main(&args),

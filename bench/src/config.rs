@@ -38,6 +38,13 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// A seed for a run that was given none: from the clock.
+    pub(crate) fn fresh_seed() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007)
+    }
+
     pub(crate) fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         let mut cfg = match &args.config {
             Some(path) => {
@@ -51,9 +58,7 @@ impl RunConfig {
             None => RunConfig {
                 test: String::new(),
                 system: SystemConfig::default(),
-                seed: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_007),
+                seed: RunConfig::fresh_seed(),
                 time_limit: Duration::from_secs(60),
                 nodes: 3,
                 partitions: 8,

@@ -3,7 +3,8 @@
 //! the nemesis injects faults, records the history ([`recorder`]), checks it and writes the
 //! results ([`run`]); `bench check` checks any history file ([`check`]).
 //!
-//! Modules depend one way: [`commands`] → [`run`] → [`workload`] → [`config`] → [`cli`].
+//! `bench compare` ([`compare`]) runs several systems through [`run`] and renders them side by
+//! side. Modules depend one way: [`commands`] → [`compare`] → [`run`] → [`workload`] → [`config`] → [`cli`].
 //!
 //! Exit codes follow Jepsen: 0 valid, 1 anomaly, 2 unknown; 254 for bad arguments or input.
 
@@ -11,7 +12,9 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod compaction;
+mod compare;
 pub mod config;
+mod costs;
 mod faults;
 pub mod profile;
 pub mod recorder;

@@ -39,7 +39,8 @@ pub fn main(args: &RunArgs) -> u8 {
     }
 }
 
-fn timestamp() -> String {
+/// A run directory's name: the UTC time, `20261123T101500Z`.
+pub(crate) fn timestamp() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
@@ -47,15 +48,27 @@ fn timestamp() -> String {
 
 async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let cfg = RunConfig::resolve(args)?;
-    if let Some(warning) = cfg.nemesis_warning() {
-        eprintln!("bench: warning: {warning}");
-    }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
     let dir = out.join(&cfg.test).join(timestamp());
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let latest = out.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(dir.strip_prefix(&out).unwrap_or(&dir), &latest);
+    run_in(cfg, args.kvnode.as_deref(), &dir, Some(&out)).await
+}
+
+/// Runs `cfg` into the existing directory `dir` (`kvnode`: `--kvnode`); afterwards rewrites the
+/// runs index in `index`, if given. What `bench run` and each side of `bench compare` do.
+pub(crate) async fn run_in(
+    cfg: RunConfig,
+    kvnode: Option<&Path>,
+    dir: &Path,
+    index: Option<&Path>,
+) -> anyhow::Result<Verdict> {
+    if let Some(warning) = cfg.nemesis_warning() {
+        eprintln!("bench: warning: {warning}");
+    }
+    let dir = dir.to_owned();
     std::fs::write(dir.join("config.toml"), toml::to_string(&cfg)?).context("write config.toml")?;
     let compaction = match cfg.system {
         SystemConfig::Kvnode(_) => format!(
@@ -82,12 +95,12 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
                 partitions: cfg.partitions,
                 replication: cfg.replication,
                 timing: cfg.compaction.timing(),
-                kvnode: find_kvnode(args.kvnode.as_deref())?,
+                kvnode: find_kvnode(kvnode)?,
                 node_args: cfg.node_args.clone(),
                 ports: loopback_ports(),
             };
             let cluster = Cluster::start(spec, &dir).await?;
-            drive(cluster, cfg, &dir, &out).await
+            drive(cluster, cfg, &dir, index).await
         }
         SystemConfig::Maelstrom(m) => {
             if cfg.nemesis.faults.contains(&FaultKind::Kill)
@@ -101,12 +114,12 @@ async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
             let cluster =
                 maelstrom::Cluster::start(m, cfg.nodes, cfg.seed, cfg.profile.value_size, &dir)
                     .await?;
-            drive(cluster, cfg, &dir, &out).await
+            drive(cluster, cfg, &dir, index).await
         }
         SystemConfig::Etcd(e) => {
             let cluster =
                 etcd::Cluster::start(e, cfg.nodes, cfg.seed, &dir, loopback_ports()).await?;
-            drive(cluster, cfg, &dir, &out).await
+            drive(cluster, cfg, &dir, index).await
         }
     }
 }
@@ -117,7 +130,7 @@ async fn drive<S: System>(
     mut system: S,
     cfg: RunConfig,
     dir: &Path,
-    out: &Path,
+    index: Option<&Path>,
 ) -> anyhow::Result<Verdict> {
     let names = system.names();
     let caps = system.capabilities();
@@ -315,6 +328,7 @@ async fn drive<S: System>(
             events,
             interrupted,
             messages: facts.messages,
+            costs: facts.costs,
         },
     );
     let written = ResultsFile {
@@ -358,6 +372,22 @@ async fn drive<S: System>(
             checker::counted(kills as u64, "kill", "kills")
         );
     }
+    if let Some(c) = &results.costs {
+        println!(
+            "costs: {:.2} WAL syncs and {:.2} peer messages ({:.0} bytes) per operation{}",
+            c.per_op.wal_syncs,
+            c.per_op.peer_messages,
+            c.per_op.peer_bytes,
+            if c.cut_short > 0 {
+                format!(
+                    " (about: {} killed lost up to a second of counts each)",
+                    checker::counted(c.cut_short, "node process", "node processes")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(m) = &results.messages {
         println!(
             "messages: {} between nodes ({:.1} per operation), {} in all, {} dropped, {} duplicated",
@@ -369,7 +399,9 @@ async fn drive<S: System>(
         Ok(report) => println!("report: {}", report.html.display()),
         Err(e) => eprintln!("bench run: no report: {e}"),
     }
-    if let Err(e) = reports::write_index(out) {
+    if let Some(root) = index
+        && let Err(e) = reports::write_index(root)
+    {
         eprintln!("bench run: no runs index: {e}");
     }
     println!("run directory: {}", dir.display());

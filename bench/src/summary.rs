@@ -80,6 +80,7 @@ pub(crate) struct RunFacts<'a> {
     pub events: u64,
     pub interrupted: bool,
     pub messages: Option<reports::MessageStats>,
+    pub costs: Option<reports::Costs>,
 }
 
 fn by_function(
@@ -133,6 +134,7 @@ pub(crate) fn results(ctx: &Ctx, facts: RunFacts<'_>) -> RunResults {
             };
             m
         }),
+        costs: facts.costs.map(|c| crate::costs::per_op(c, completed)),
         checker: CheckerSummary::from(facts.result),
     }
 }

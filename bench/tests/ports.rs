@@ -34,6 +34,7 @@ fn a_kvnode_whose_port_is_taken_is_started_again_on_fresh_ports() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
+        protocol: kvnode::config::Protocol::Paxos,
         nodes: 1,
         partitions: 1,
         replication: 1,

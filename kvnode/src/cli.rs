@@ -91,8 +91,15 @@ fn run(args: Args) -> anyhow::Result<()> {
                 unsafe_skip_sync: args.unsafe_skip_sync,
             },
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C or SIGTERM (how the bench stops a cluster) end the node cleanly: it logs its
+        // last costs line (`node::NodeCosts`) on the way out.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("install the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
         };
         node::run(config, options, clients, peers, shutdown).await?;
         Ok(())

@@ -264,6 +264,7 @@ fn write_results(dir: &Path, h: &checker::History, result: &checker::CheckResult
             })
             .collect(),
         messages: None,
+        costs: None,
         checker: CheckerSummary::from(result),
     };
     std::fs::write(

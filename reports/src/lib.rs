@@ -34,6 +34,7 @@
 //! needs no system font libraries.
 
 mod anomaly;
+pub mod compare;
 mod error;
 mod faults;
 mod html;
@@ -51,5 +52,8 @@ pub use anomaly::missed_write;
 pub use error::ReportError;
 pub use html::{Report, render, render_with, write_index};
 pub use junit::junit_xml;
-pub use results::{CheckerSummary, FaultWindow, MessageStats, NodeMessages, Quantiles, RunResults};
+pub use results::{
+    CheckerSummary, Costs, CostsPerOp, FaultWindow, MessageStats, NodeMessages, Quantiles,
+    RunResults,
+};
 pub use run::read_results;

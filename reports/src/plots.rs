@@ -107,7 +107,7 @@ fn shade_faults<Y: Ranged<ValueType = f64>>(
 
 /// The chart every plot over the run's time axis starts from: x in seconds since the start, the
 /// common margins, mesh and fonts, and the fault windows shaded over `y_bounds`.
-fn time_chart<'a, 'b, Y>(
+pub(crate) fn time_chart<'a, 'b, Y>(
     area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
     caption: (String, u32),
     x_max: f64,
@@ -140,7 +140,7 @@ where
 }
 
 /// The legend, in the upper right corner over a translucent white box.
-fn legend<'a, 'b: 'a, Y: Ranged>(
+pub(crate) fn legend<'a, 'b: 'a, Y: Ranged>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
     size: u32,
 ) -> PlotResult {
@@ -154,7 +154,8 @@ fn legend<'a, 'b: 'a, Y: Ranged>(
     Ok(())
 }
 
-type TimeChart<'a, 'b, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+pub(crate) type TimeChart<'a, 'b, Y> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
 
 /// `text`, cut with an ellipsis so that it is at most `width` pixels wide in `style`.
 pub(crate) fn fit<DB: DrawingBackend>(

@@ -66,7 +66,40 @@ pub struct RunResults {
     /// Message counts, for systems whose messages pass through the bench.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessageStats>,
+    /// What the nodes spent (write-ahead log syncs, peer messages), for systems that count it
+    /// (kvnode, from its logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub costs: Option<Costs>,
     pub checker: CheckerSummary,
+}
+
+/// What the nodes of a run spent, summed over every node and every process incarnation (a
+/// restarted node starts counting again), as the nodes logged it.
+///
+/// Approximate when an incarnation was killed: a node logs its counts once a second, so a kill
+/// loses up to its last second of counts (`cut_short` says how many incarnations ended so).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Costs {
+    /// Syncs (fsyncs) of the nodes' write-ahead logs.
+    pub wal_syncs: u64,
+    /// Messages the nodes sent each other.
+    pub peer_messages: u64,
+    /// Their bytes on the wire.
+    pub peer_bytes: u64,
+    /// Node processes counted (each start and each restart is one).
+    pub incarnations: u64,
+    /// Of those, the ones that ended without logging their final counts (killed).
+    pub cut_short: u64,
+    /// The same per completed workload operation.
+    pub per_op: CostsPerOp,
+}
+
+/// [`Costs`] per completed workload operation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CostsPerOp {
+    pub wal_syncs: f64,
+    pub peer_messages: f64,
+    pub peer_bytes: f64,
 }
 
 /// What the bench's router counted of the messages of a run whose system's messages pass

@@ -61,6 +61,7 @@ fn results(verdict: Verdict, test: &str) -> RunResults {
         interrupted: false,
         faults: vec![],
         messages: None,
+        costs: None,
         checker: CheckerSummary {
             elapsed_ms: 12.5,
             states: 18,

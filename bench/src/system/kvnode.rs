@@ -340,12 +340,20 @@ impl System for Cluster {
         }
     }
 
+    /// Stops every node with SIGTERM, so that each logs its final costs line (killed after
+    /// 2 s if it has not exited by then).
     async fn shutdown(&mut self) {
-        self.procs.shutdown().await;
+        self.procs.stop(Duration::from_secs(2)).await;
     }
 
-    fn finish(&mut self, _dir: &Path) -> anyhow::Result<SystemFacts> {
-        Ok(SystemFacts::default())
+    /// The nodes' costs from their logs (per operation: filled in by the caller).
+    fn finish(&mut self, dir: &Path) -> anyhow::Result<SystemFacts> {
+        let costs = crate::costs::of_run(dir, &self.procs.names(), 0)
+            .context("read the nodes' costs from their logs")?;
+        Ok(SystemFacts {
+            messages: None,
+            costs: Some(costs),
+        })
     }
 }
 

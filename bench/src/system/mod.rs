@@ -252,6 +252,8 @@ fn port_was_taken(dir: &Path, names: &[String], attempt: usize) -> anyhow::Resul
 #[derive(Debug, Default)]
 pub struct SystemFacts {
     pub messages: Option<reports::MessageStats>,
+    /// What the nodes spent, as they counted it (kvnode); per operation is filled in later.
+    pub costs: Option<reports::Costs>,
 }
 
 /// The system a run tests, as recorded in `config.toml` (`[system]`).

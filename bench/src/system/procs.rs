@@ -141,6 +141,40 @@ impl NodeProcs {
         exits
     }
 
+    /// Asks every node to stop (SIGTERM to its group, a paused one resumed first), waits up to
+    /// `grace` in all for them to exit, kills whatever is left, and returns once each is reaped.
+    /// Idempotent. For nodes that log something worth keeping on a clean exit.
+    pub(crate) async fn stop(&mut self, grace: std::time::Duration) {
+        let mut asked = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(child) = n.child.take() {
+                if n.paused {
+                    let _ = nemesis::process::resume_group(child.id());
+                }
+                let _ = nemesis::process::terminate_group(child.id());
+                asked.push(child);
+            }
+        }
+        if asked.is_empty() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + grace;
+        let reaped = tokio::task::spawn_blocking(move || {
+            for mut child in asked {
+                while matches!(child.try_wait(), Ok(None)) {
+                    if std::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                // Whatever is left of its group (or it, if it did not stop in time) dies now.
+                let _ = nemesis::process::kill_group(child.id());
+                let _ = child.wait();
+            }
+        });
+        let _ = reaped.await;
+    }
+
     /// Kills every node and returns once each is reaped. Idempotent.
     pub(crate) async fn shutdown(&mut self) {
         reap(self.kill_all()).await;

@@ -16,9 +16,11 @@
 
 pub mod core;
 mod net;
+mod stats;
 mod wal_thread;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -30,6 +32,7 @@ use crate::wal;
 use crate::wire::Response as WireResponse;
 pub use core::{CoreOptions, Housekeeping, MAX_BATCH, NodeCore, WalBatch};
 use net::PeerLink;
+pub use stats::{LOG_RECOVERED, LOG_SHUTTING_DOWN, NodeCosts};
 pub use wal_thread::write_batches;
 
 /// Per-node switches.
@@ -95,13 +98,16 @@ pub async fn run(
         node = %options.id,
         partitions = core.partitions().count(),
         records = recovery.records.len(),
-        "recovered from the write-ahead log"
+        "{LOG_RECOVERED}"
     );
     drop(recovery);
 
     let (inbox, mut rx) = mpsc::unbounded_channel();
+    let counters = Arc::new(stats::Counters::default());
     let links: Vec<Option<PeerLink>> = (0..config.nodes.len() as NodeId)
-        .map(|n| (n != me).then(|| PeerLink::spawn(me, n, config.peer_addr(me, n))))
+        .map(|n| {
+            (n != me).then(|| PeerLink::spawn(me, n, config.peer_addr(me, n), counters.clone()))
+        })
         .collect();
     let (wal, mut wal_failed) = wal_thread::spawn(
         log,
@@ -109,7 +115,9 @@ pub async fn run(
         links.clone(),
         me,
         config.timing.wal_checkpoint_bytes,
+        counters.clone(),
     );
+    let stats_task = tokio::spawn(log_stats(counters.clone()));
     tokio::spawn(net::serve_peers(peers, inbox.clone(), config.nodes.len()));
     tokio::spawn(net::serve_clients(clients, inbox.clone()));
     let tick = std::time::Duration::from_millis(config.timing.tick_ms);
@@ -170,9 +178,25 @@ pub async fn run(
             }
         }
     }
-    info!(node = %options.id, "shutting down");
+    stats_task.abort();
+    info!("{}", counters.now().log_line());
+    info!(node = %options.id, "{LOG_SHUTTING_DOWN}");
     drop(lock);
     Ok(())
+}
+
+/// Logs the node's costs every second when they changed (see [`NodeCosts`]).
+async fn log_stats(counters: Arc<stats::Counters>) {
+    let mut last = NodeCosts::default();
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let now = counters.now();
+        if now != last {
+            info!("{}", now.log_line());
+            last = now;
+        }
+    }
 }
 
 /// Log phrases, one line per event, that the bench counts in node logs to show that compaction

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, error, info, warn};
 
 use super::Input;
+use super::stats::Counters;
 use crate::paxos::NodeId;
 use crate::wire::{self, PeerMessage, Request, Response};
 
@@ -61,22 +62,31 @@ async fn read_frames<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Writes every message from `rx` to `stream`, coalescing whatever is queued into one write.
+/// Writes every message from `rx` to `stream`, coalescing whatever is queued into one write;
+/// counts what it wrote in `counters` (peer links; not client connections).
 async fn write_frames<T: serde::Serialize>(
     stream: &mut tokio::net::tcp::OwnedWriteHalf,
     rx: &mut mpsc::UnboundedReceiver<T>,
+    counters: Option<&Counters>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(64 << 10);
     while let Some(msg) = rx.recv().await {
         buf.clear();
         encode_or_drop(&msg, &mut buf);
+        let mut messages = 1;
         while buf.len() < 1 << 20 {
             match rx.try_recv() {
-                Ok(msg) => encode_or_drop(&msg, &mut buf),
+                Ok(msg) => {
+                    encode_or_drop(&msg, &mut buf);
+                    messages += 1;
+                }
                 Err(_) => break,
             }
         }
         stream.write_all(&buf).await?;
+        if let Some(c) = counters {
+            c.sent(messages, buf.len() as u64);
+        }
     }
     Ok(())
 }
@@ -107,7 +117,12 @@ impl PeerLink {
     }
 
     /// Starts the task that keeps a connection from `me` to `addr` open.
-    pub(crate) fn spawn(me: NodeId, to: NodeId, addr: SocketAddr) -> PeerLink {
+    pub(crate) fn spawn(
+        me: NodeId,
+        to: NodeId,
+        addr: SocketAddr,
+        counters: Arc<Counters>,
+    ) -> PeerLink {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
         let link = PeerLink { tx, up: up.clone() };
@@ -125,7 +140,7 @@ impl PeerLink {
                         wire::encode(&PeerMessage::Hello { from: me }, &mut hello)
                             .expect("a hello fits in a frame");
                         let result = match write.write_all(&hello).await {
-                            Ok(()) => write_frames(&mut write, &mut rx).await,
+                            Ok(()) => write_frames(&mut write, &mut rx, Some(&counters)).await,
                             Err(e) => Err(e),
                         };
                         up.store(false, Ordering::Relaxed);
@@ -194,7 +209,7 @@ pub(crate) async fn serve_clients(listener: TcpListener, core: mpsc::UnboundedSe
             let (mut read, mut write) = stream.into_split();
             let (tx, mut rx) = mpsc::unbounded_channel::<Response>();
             let writer = tokio::spawn(async move {
-                let _ = write_frames(&mut write, &mut rx).await;
+                let _ = write_frames(&mut write, &mut rx, None).await;
             });
             read_frames::<Request>(&mut read, addr, "client", |req| {
                 core.send(Input::Client {

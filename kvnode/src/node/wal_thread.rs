@@ -4,9 +4,12 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
+use std::sync::Arc;
+
 use super::Input;
 use super::core::WalBatch;
 use super::net::PeerLink;
+use super::stats::Counters;
 use crate::paxos::NodeId;
 use crate::wal::{FileWal, LogStore, WalError};
 use crate::wire::PeerMessage;
@@ -46,6 +49,7 @@ pub(crate) fn spawn(
     peers: Vec<Option<PeerLink>>,
     me: NodeId,
     checkpoint_bytes: u64,
+    counters: Arc<Counters>,
 ) -> (mpsc::UnboundedSender<WalBatch>, oneshot::Receiver<String>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<WalBatch>();
     let (failed_tx, failed_rx) = oneshot::channel();
@@ -68,11 +72,14 @@ pub(crate) fn spawn(
                     batches.push(batch);
                 }
                 let last = batches.last().map_or(0, |b| b.seq);
-                let checkpointed = batches.iter().any(|b| b.checkpoint.is_some());
+                let checkpoints = batches.iter().filter(|b| b.checkpoint.is_some()).count();
+                let checkpointed = checkpoints > 0;
                 if let Err(e) = write_batches(&mut log, batches, release) {
                     let _ = failed_tx.send(e.to_string());
                     return;
                 }
+                // As `write_batches` syncs: once before each checkpoint, once at the end.
+                counters.synced(1 + checkpoints as u64);
                 if checkpointed {
                     info!(
                         bytes = log.size(),

@@ -313,6 +313,7 @@ impl System for Cluster {
         let messages = self.net.finish()?;
         Ok(SystemFacts {
             messages: Some(messages),
+            costs: None,
         })
     }
 }

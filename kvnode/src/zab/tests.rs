@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::message::{
-    AckEpoch, CEpoch, Durable, LogSummary, Message, NewEpoch, Notification, Outbox, PeerState,
-    Suffix, SyncKind, Txn, Vote, Zxid,
+    AckEpoch, AckNewLeader, CEpoch, Durable, LogSummary, Message, NewEpoch, Notification, Outbox,
+    PeerState, Suffix, SyncKind, Txn, Vote, Zxid,
 };
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
@@ -565,6 +565,56 @@ fn discovery_adopts_the_most_up_to_date_history_of_the_quorum() {
                 && matches!(m, Message::NewLeader(nl) if nl.kind == SyncKind::Diff)),
         "the follower it came from is synchronised by an empty DIFF"
     );
+}
+
+/// Regression (3-node simulation seeds 588, 799 and 1976, liveness): a prospective leader had
+/// one election timeout for discovery and synchronisation together, four fsyncs in a row, two
+/// of them on its own disk. On a slow disk it gave up every time, and, its vote still the
+/// best, was elected again, for ever. Each phase now has a timeout of its own.
+#[test]
+fn a_leader_whose_phases_each_end_in_time_is_established_however_long_they_take_together() {
+    let mut r = recovered(0, 3, Vec::new());
+    make_lead(&mut r, 2);
+    // Each phase takes nearly the shortest timeout; the three together more than the longest.
+    let slow = |r: &mut Replica| {
+        for _ in 0..ELECTION - 2 {
+            r.tick(&mut Outbox::default());
+            assert_eq!(r.leader(), Some(0), "n0 gave up");
+        }
+    };
+    let own = |out: &Outbox| {
+        out.after_persist
+            .iter()
+            .find(|(to, _)| *to == 0)
+            .expect("our own acknowledgement")
+            .1
+            .clone()
+    };
+    // Discovery: the follower's CEPOCH is slow to come.
+    slow(&mut r);
+    let out = feed(&mut r, 2, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
+    let own_ack_epoch = own(&out);
+    // NEWEPOCH: our own acceptedEpoch is slow to sync.
+    slow(&mut r);
+    feed(&mut r, 0, own_ack_epoch);
+    let theirs = AckEpoch {
+        epoch: 1,
+        summary: LogSummary::default(),
+        history: None,
+        late: false,
+    };
+    let out = feed(&mut r, 2, Message::AckEpoch(theirs));
+    assert!(r.is_leader());
+    let own_ack_new_leader = own(&out);
+    // Synchronisation: our own currentEpoch is slow to sync.
+    slow(&mut r);
+    feed(&mut r, 0, own_ack_new_leader);
+    feed(
+        &mut r,
+        2,
+        Message::AckNewLeader(AckNewLeader { epoch: 1, len: 0 }),
+    );
+    assert!(r.is_established());
 }
 
 // ----- Synchronisation -------------------------------------------------------------------------

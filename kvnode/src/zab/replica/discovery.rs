@@ -47,7 +47,7 @@ impl Replica {
             epoch: 0,
             counter: 0,
             peers,
-            since_start: 0,
+            since_phase: 0,
             read_round: 0,
             round_open: false,
             reads: Vec::new(),
@@ -111,6 +111,7 @@ impl Replica {
         let epoch = highest.max(self.accepted.epoch) + 1;
         let followers: Vec<NodeId> = cepochs.keys().copied().filter(|&p| p != me).collect();
         l.epoch = epoch;
+        l.since_phase = 0;
         l.phase = Phase::NewEpoch {
             acks: BTreeMap::new(),
         };
@@ -243,6 +244,7 @@ impl Replica {
         };
         // The deliberate bug starts broadcasting at once, before anyone is synchronised.
         let established = self.cfg.unsafe_skip_sync;
+        l.since_phase = 0;
         let Phase::NewEpoch { acks } =
             std::mem::replace(&mut l.phase, Phase::Broadcast { established })
         else {

@@ -118,8 +118,12 @@ struct Leading {
     /// Counter of the last zxid given in `epoch`.
     counter: u64,
     peers: BTreeMap<NodeId, Peer>,
-    /// Ticks since it became the prospective leader: it gives up if not established in time.
-    since_start: u64,
+    /// Ticks since its current phase began (discovery, NEWEPOCH, synchronisation): it gives
+    /// up if a phase does not end within the election timeout. Each phase has its own
+    /// deadline, as each of ZooKeeper's three waits has its own `initLimit`: together they
+    /// take four fsyncs in a row, two on the leader's own disk, which one timeout need not
+    /// cover.
+    since_phase: u64,
     /// Latest read round started; whether it still awaits a quorum.
     read_round: u64,
     round_open: bool,

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::message::{
-    AckEpoch, AckNewLeader, CEpoch, Durable, LogSummary, Message, NewEpoch, Notification, Outbox,
-    PeerState, Suffix, SyncKind, Txn, Vote, Zxid,
+    AckEpoch, AckNewLeader, CEpoch, Durable, LogSummary, Message, NewEpoch, NewLeader,
+    Notification, Outbox, PeerState, Suffix, SyncKind, Txn, Vote, Zxid,
 };
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
@@ -452,8 +452,8 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
         "no ACK-E leaves at once"
     );
     // The same epoch from another leader (the one it promised lost): it follows, but its ACK-E,
-    // behind the switched promise, is late (counts towards no quorum); a lower epoch is
-    // refused (it looks again), and nothing is acknowledged.
+    // behind the switched promise, is late (counts towards no quorum); a lower epoch from
+    // that same leader is from an attempt it gave up (ignored), and nothing is acknowledged.
     let mut r2 = recovered(
         1,
         3,
@@ -498,7 +498,91 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
     assert_eq!(r2.leader(), Some(2));
     let out = feed(&mut r2, 2, new_epoch(2));
     assert!(out.after_persist.is_empty() && out.persist.is_empty());
-    assert!(r2.is_looking(), "epoch 3 was promised, 2 is below it");
+    assert_eq!(
+        r2.leader(),
+        Some(2),
+        "n2's own older attempt changes nothing"
+    );
+    // A lower epoch than one promised to another leader is refused: it looks again, and
+    // nothing is acknowledged.
+    let mut r3 = recovered(
+        1,
+        3,
+        vec![Durable::AcceptedEpoch(super::message::AcceptedEpoch {
+            epoch: 3,
+            leader: 0,
+        })],
+    );
+    feed(
+        &mut r3,
+        2,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Leading,
+            vote: Vote {
+                leader: 2,
+                ..Vote::default()
+            },
+        }),
+    );
+    assert_eq!(r3.leader(), Some(2));
+    let out = feed(&mut r3, 2, new_epoch(2));
+    assert!(out.after_persist.is_empty() && out.persist.is_empty());
+    assert!(r3.is_looking(), "epoch 3 was promised to n0, 2 is below it");
+}
+
+/// Regression (liveness; found in the traces of 3-node simulation seeds 588 and 1976, which
+/// this alone also fixes): a leader whose own `acceptedEpoch` is slow to sync gives up on an
+/// attempt and starts another with a higher epoch, but the NEWEPOCH of the attempt it gave up
+/// still leaves once that record is durable, and the network may deliver it after the new
+/// attempt's. A follower that had accepted the new epoch took the old one for a promise to
+/// another leader and looked again, so the leader lost it. A leader's epochs only grow: a
+/// lower one from the leader we promised is stale.
+#[test]
+fn a_follower_ignores_a_newepoch_of_its_leader_s_abandoned_attempt() {
+    let mut r = recovered(1, 3, Vec::new());
+    feed(
+        &mut r,
+        0,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Leading,
+            vote: Vote::default(),
+        }),
+    );
+    assert_eq!(r.leader(), Some(0));
+    let new_epoch = |epoch| {
+        Message::NewEpoch(NewEpoch {
+            epoch,
+            current_epoch: 0,
+            last_zxid: Zxid::default(),
+            committed: 0,
+        })
+    };
+    feed(&mut r, 0, new_epoch(5));
+    let out = feed(&mut r, 0, new_epoch(4));
+    assert!(out.persist.is_empty() && out.after_persist.is_empty() && out.send.is_empty());
+    assert!(!r.is_looking(), "n1 still follows n0");
+    assert_eq!((r.leader(), r.accepted_epoch()), (Some(0), 5));
+    // The new attempt's synchronisation is still taken.
+    let out = feed(
+        &mut r,
+        0,
+        Message::NewLeader(NewLeader {
+            epoch: 5,
+            kind: SyncKind::Diff,
+            start: 0,
+            entries: Vec::new(),
+            committed: 0,
+            expect: Some((0, Zxid::default())),
+        }),
+    );
+    assert!(
+        out.after_persist
+            .iter()
+            .any(|(to, m)| *to == 0 && matches!(m, Message::AckNewLeader(a) if a.epoch == 5))
+    );
+    assert_eq!(r.current_epoch(), 5);
 }
 
 /// The prospective leader adopts the most up-to-date history among its quorum of ACK-Es, sent

@@ -342,6 +342,83 @@ fn a_replica_alone_in_its_group_leads_and_reads_at_once() {
     );
 }
 
+/// n1 ends the election following n2, which has not ended it yet (it does on its next tick).
+fn follower_of_a_candidate() -> Replica {
+    let mut r = recovered(1, 3, Vec::new());
+    let for_n2 = Vote {
+        leader: 2,
+        ..Vote::default()
+    };
+    feed(
+        &mut r,
+        2,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Looking,
+            vote: for_n2,
+        }),
+    );
+    r.tick(&mut Outbox::default());
+    assert_eq!(r.leader(), Some(2), "n1 follows n2");
+    r
+}
+
+/// Regression (`zab_without_faults_every_operation_succeeds` with a 60 ms start-up: seeds 14,
+/// 26, 49, 57, 65 failed operations until about 60 ms): a follower's CEPOCH reached its chosen
+/// leader before that leader ended the election; the leader, still LOOKING, answered with its
+/// state, and the follower took that for a leader that would not lead and looked again. The
+/// leader then led alone until its deadline, refusing every request sent to it. A candidate
+/// still voting for itself is kept.
+#[test]
+fn a_follower_keeps_a_leader_that_has_not_ended_its_election_yet() {
+    let mut r = follower_of_a_candidate();
+    let looking = |leader| {
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Looking,
+            vote: Vote {
+                leader,
+                ..Vote::default()
+            },
+        })
+    };
+    feed(&mut r, 2, looking(2));
+    assert_eq!(r.leader(), Some(2), "n2 still votes for itself");
+    // It heard of a better vote: it will not lead.
+    feed(&mut r, 2, looking(0));
+    assert!(r.is_looking(), "n2 votes for n0 now");
+}
+
+/// A CEPOCH that reached the leader before it led counted for nothing: the follower sends it
+/// again every ping period until a NEWEPOCH answers it.
+#[test]
+fn a_follower_repeats_its_cepoch_until_the_leader_answers() {
+    let mut r = follower_of_a_candidate();
+    let cepochs = |r: &mut Replica, ticks| {
+        let mut out = Outbox::default();
+        for _ in 0..ticks {
+            r.tick(&mut out);
+        }
+        out.send
+            .iter()
+            .filter(|(to, m)| *to == 2 && matches!(m, Message::CEpoch(_)))
+            .count()
+    };
+    assert_eq!(cepochs(&mut r, HEARTBEAT), 1, "once a ping period");
+    feed(
+        &mut r,
+        2,
+        Message::NewEpoch(NewEpoch {
+            epoch: 1,
+            current_epoch: 0,
+            last_zxid: Zxid::default(),
+            committed: 0,
+        }),
+    );
+    assert_eq!(cepochs(&mut r, 2 * HEARTBEAT), 0, "answered");
+    assert_eq!(r.leader(), Some(2));
+}
+
 // ----- Discovery -------------------------------------------------------------------------------
 
 /// Feeds `r` a message and returns what it asked for.

@@ -62,7 +62,9 @@ impl Replica {
     pub(super) fn on_cepoch(&mut self, from: NodeId, m: CEpoch, out: &mut Outbox) {
         let now = self.now;
         let Role::Leading(l) = &mut self.role else {
-            // It took us for its leader: tell it what we are, so it looks again.
+            // It took us for its leader: tell it what we are, so it looks again (unless we are
+            // still looking and vote for ourselves: then we are about to lead, and its next
+            // CEPOCH counts).
             let reply = self.state_notification();
             out.send.push((from, Message::Notification(reply)));
             return;

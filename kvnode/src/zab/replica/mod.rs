@@ -391,7 +391,8 @@ impl Replica {
     // ----- Inputs from the runtime ---------------------------------------------------------
 
     /// Advances logical time by one tick: a LOOKING replica re-sends its vote; a follower whose
-    /// leader has been silent for its timeout starts looking; a leader that is not established
+    /// leader has been silent for its timeout starts looking (one not yet answered with
+    /// NEWEPOCH re-sends its CEPOCH every ping period); a leader that is not established
     /// in time, or no longer hears from a quorum, starts looking; a leader pings.
     pub fn tick(&mut self, out: &mut Outbox) {
         self.now += 1;
@@ -403,9 +404,12 @@ impl Replica {
                 }
                 self.decide(out);
             }
-            Role::Following(_) => {
-                if self.now - self.last_heard >= self.timeout {
+            Role::Following(f) => {
+                let silent = self.now - self.last_heard;
+                if silent >= self.timeout {
                     self.start_looking(out);
+                } else if f.epoch.is_none() && silent.is_multiple_of(self.cfg.heartbeat_ticks) {
+                    self.send_cepoch(out);
                 }
             }
             Role::Leading(_) => self.leader_tick(out),

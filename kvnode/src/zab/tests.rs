@@ -419,6 +419,42 @@ fn a_follower_repeats_its_cepoch_until_the_leader_answers() {
     assert_eq!(r.leader(), Some(2));
 }
 
+/// Regression (`zab_without_faults_every_operation_succeeds` with a 60 ms start-up, seed 31):
+/// n0 ended the election on n1's vote for itself; n1 then heard n2's better vote and voted for
+/// n2, which ended the election as leader with n1's vote. n0's report that it follows n1 made
+/// n1 lead too, and n2 led alone until its discovery deadline, refusing every request.
+#[test]
+fn a_replica_voting_for_another_does_not_lead_on_followers_of_its_old_vote() {
+    let mut r = recovered(1, 3, Vec::new());
+    let from_n2 = Notification {
+        round: 1,
+        state: PeerState::Looking,
+        vote: Vote {
+            leader: 2,
+            ..Vote::default()
+        },
+    };
+    feed(&mut r, 2, Message::Notification(from_n2));
+    let n0_follows_n1 = Notification {
+        round: 1,
+        state: PeerState::Following,
+        vote: Vote {
+            leader: 1,
+            ..Vote::default()
+        },
+    };
+    feed(&mut r, 0, Message::Notification(n0_follows_n1.clone()));
+    assert!(!r.is_leader() && r.leader() != Some(1), "n1 votes for n2");
+    r.tick(&mut Outbox::default());
+    assert_eq!(r.leader(), Some(2), "n1 and n2 agree on n2");
+
+    // Still voting for itself, it leads with a follower's backing (a restarted leader rejoins
+    // this way).
+    let mut r = recovered(1, 3, Vec::new());
+    feed(&mut r, 0, Message::Notification(n0_follows_n1));
+    assert_eq!(r.leader(), Some(1));
+}
+
 // ----- Discovery -------------------------------------------------------------------------------
 
 /// Feeds `r` a message and returns what it asked for.

@@ -18,7 +18,8 @@
 //! - A replica that follows or leads answers a LOOKING replica with its state; a LOOKING replica
 //!   that hears a leader say it leads, and enough followers of it to make a quorum with itself,
 //!   joins it (a replica that restarts, or comes back from a partition, rejoins this way and is
-//!   then synchronised).
+//!   then synchronised). Replicas that say they follow us make us lead only while we still
+//!   vote for ourselves.
 //! - A leader stepping down keeps its unflushed proposals (they are persisted like any entry)
 //!   and fails the pending reads, which had no effect.
 
@@ -140,7 +141,15 @@ impl Replica {
         if n.state != PeerState::Looking {
             l.out_of_election.insert(from, n.vote.leader);
             let leader = n.vote.leader;
-            let says_leads = leader == me || l.out_of_election.get(&leader) == Some(&leader);
+            // Replicas that say they follow us count only while we still vote for ourselves:
+            // if we heard of a better vote since, they ended the election on our old one, and
+            // the replica we vote for may end it too (two prospective leaders, one of them
+            // alone until its deadline). Our vote, when it reaches them, sends them looking.
+            let says_leads = if leader == me {
+                l.vote.leader == me
+            } else {
+                l.out_of_election.get(&leader) == Some(&leader)
+            };
             let backers = l.out_of_election.values().filter(|&&v| v == leader).count();
             if says_leads && backers + 1 >= quorum {
                 if leader == me {

@@ -128,10 +128,7 @@ fn five_nodes_keep_agreement_linearizability_and_liveness() {
 
 #[test]
 fn zab_three_nodes_keep_agreement_linearizability_and_liveness() {
-    // OPEN: liveness only (no leader established within 3 s of the final heal; agreement and
-    // the histories hold): epochs churn while rival candidates duel. Replay one with
-    // KVLAB_SIM_SEED=588 KVLAB_SIM_PROTOCOL=zab ... replay.
-    all_pass(3, seeds(2000), Protocol::Zab, &[588, 799, 1976]);
+    all_pass(3, seeds(2000), Protocol::Zab, &[]);
 }
 
 #[test]
@@ -145,18 +142,16 @@ fn without_faults_every_operation_succeeds() {
 }
 
 #[test]
-#[ignore = "OPEN: Zab fails some operations without faults (seed 43: 8 of 101 after start-up)"]
 fn zab_without_faults_every_operation_succeeds() {
     without_faults_every_operation_succeeds_with(Protocol::Zab);
 }
 
 fn without_faults_every_operation_succeeds_with(protocol: Protocol) {
-    // Zab's first leader needs more round trips (election, discovery, synchronisation), each
-    // behind an fsync, before it takes writes.
-    let startup = match protocol {
-        Protocol::Paxos => 60_000,
-        Protocol::Zab => 120_000,
-    };
+    // The first leader is established well within this, with either protocol. (Zab once needed
+    // 120 ms, for bugs, not for its extra round trips: a leader gave up when discovery and
+    // synchronisation together outlasted one election timeout, a follower gave up on a leader
+    // that had not ended its election yet, and a replica led on followers of its old vote.)
+    let startup = 60_000;
     for seed in 0..50 {
         let mut cfg = SimConfig::new(seed);
         cfg.protocol = protocol;

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::message::{
-    AckEpoch, CEpoch, Durable, LogSummary, Message, NewEpoch, Notification, Outbox, PeerState,
-    Suffix, SyncKind, Txn, Vote, Zxid,
+    AckEpoch, AckNewLeader, CEpoch, Durable, LogSummary, Message, NewEpoch, NewLeader,
+    Notification, Outbox, PeerState, Suffix, SyncKind, Txn, Vote, Zxid,
 };
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
@@ -342,6 +342,119 @@ fn a_replica_alone_in_its_group_leads_and_reads_at_once() {
     );
 }
 
+/// n1 ends the election following n2, which has not ended it yet (it does on its next tick).
+fn follower_of_a_candidate() -> Replica {
+    let mut r = recovered(1, 3, Vec::new());
+    let for_n2 = Vote {
+        leader: 2,
+        ..Vote::default()
+    };
+    feed(
+        &mut r,
+        2,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Looking,
+            vote: for_n2,
+        }),
+    );
+    r.tick(&mut Outbox::default());
+    assert_eq!(r.leader(), Some(2), "n1 follows n2");
+    r
+}
+
+/// Regression (`zab_without_faults_every_operation_succeeds` with a 60 ms start-up: seeds 14,
+/// 26, 49, 57, 65 failed operations until about 60 ms): a follower's CEPOCH reached its chosen
+/// leader before that leader ended the election; the leader, still LOOKING, answered with its
+/// state, and the follower took that for a leader that would not lead and looked again. The
+/// leader then led alone until its deadline, refusing every request sent to it. A candidate
+/// still voting for itself is kept.
+#[test]
+fn a_follower_keeps_a_leader_that_has_not_ended_its_election_yet() {
+    let mut r = follower_of_a_candidate();
+    let looking = |leader| {
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Looking,
+            vote: Vote {
+                leader,
+                ..Vote::default()
+            },
+        })
+    };
+    feed(&mut r, 2, looking(2));
+    assert_eq!(r.leader(), Some(2), "n2 still votes for itself");
+    // It heard of a better vote: it will not lead.
+    feed(&mut r, 2, looking(0));
+    assert!(r.is_looking(), "n2 votes for n0 now");
+}
+
+/// A CEPOCH that reached the leader before it led counted for nothing: the follower sends it
+/// again every ping period until a NEWEPOCH answers it.
+#[test]
+fn a_follower_repeats_its_cepoch_until_the_leader_answers() {
+    let mut r = follower_of_a_candidate();
+    let cepochs = |r: &mut Replica, ticks| {
+        let mut out = Outbox::default();
+        for _ in 0..ticks {
+            r.tick(&mut out);
+        }
+        out.send
+            .iter()
+            .filter(|(to, m)| *to == 2 && matches!(m, Message::CEpoch(_)))
+            .count()
+    };
+    assert_eq!(cepochs(&mut r, HEARTBEAT), 1, "once a ping period");
+    feed(
+        &mut r,
+        2,
+        Message::NewEpoch(NewEpoch {
+            epoch: 1,
+            current_epoch: 0,
+            last_zxid: Zxid::default(),
+            committed: 0,
+        }),
+    );
+    assert_eq!(cepochs(&mut r, 2 * HEARTBEAT), 0, "answered");
+    assert_eq!(r.leader(), Some(2));
+}
+
+/// Regression (`zab_without_faults_every_operation_succeeds` with a 60 ms start-up, seed 31):
+/// n0 ended the election on n1's vote for itself; n1 then heard n2's better vote and voted for
+/// n2, which ended the election as leader with n1's vote. n0's report that it follows n1 made
+/// n1 lead too, and n2 led alone until its discovery deadline, refusing every request.
+#[test]
+fn a_replica_voting_for_another_does_not_lead_on_followers_of_its_old_vote() {
+    let mut r = recovered(1, 3, Vec::new());
+    let from_n2 = Notification {
+        round: 1,
+        state: PeerState::Looking,
+        vote: Vote {
+            leader: 2,
+            ..Vote::default()
+        },
+    };
+    feed(&mut r, 2, Message::Notification(from_n2));
+    let n0_follows_n1 = Notification {
+        round: 1,
+        state: PeerState::Following,
+        vote: Vote {
+            leader: 1,
+            ..Vote::default()
+        },
+    };
+    feed(&mut r, 0, Message::Notification(n0_follows_n1.clone()));
+    assert!(!r.is_leader() && r.leader() != Some(1), "n1 votes for n2");
+    r.tick(&mut Outbox::default());
+    assert_eq!(r.leader(), Some(2), "n1 and n2 agree on n2");
+
+    // Still voting for itself, it leads with a follower's backing (a restarted leader rejoins
+    // this way).
+    let mut r = recovered(1, 3, Vec::new());
+    feed(&mut r, 0, Message::Notification(n0_follows_n1));
+    assert_eq!(r.leader(), Some(1));
+}
+
 // ----- Discovery -------------------------------------------------------------------------------
 
 /// Feeds `r` a message and returns what it asked for.
@@ -452,8 +565,8 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
         "no ACK-E leaves at once"
     );
     // The same epoch from another leader (the one it promised lost): it follows, but its ACK-E,
-    // behind the switched promise, is late (counts towards no quorum); a lower epoch is
-    // refused (it looks again), and nothing is acknowledged.
+    // behind the switched promise, is late (counts towards no quorum); a lower epoch from
+    // that same leader is from an attempt it gave up (ignored), and nothing is acknowledged.
     let mut r2 = recovered(
         1,
         3,
@@ -498,7 +611,91 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
     assert_eq!(r2.leader(), Some(2));
     let out = feed(&mut r2, 2, new_epoch(2));
     assert!(out.after_persist.is_empty() && out.persist.is_empty());
-    assert!(r2.is_looking(), "epoch 3 was promised, 2 is below it");
+    assert_eq!(
+        r2.leader(),
+        Some(2),
+        "n2's own older attempt changes nothing"
+    );
+    // A lower epoch than one promised to another leader is refused: it looks again, and
+    // nothing is acknowledged.
+    let mut r3 = recovered(
+        1,
+        3,
+        vec![Durable::AcceptedEpoch(super::message::AcceptedEpoch {
+            epoch: 3,
+            leader: 0,
+        })],
+    );
+    feed(
+        &mut r3,
+        2,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Leading,
+            vote: Vote {
+                leader: 2,
+                ..Vote::default()
+            },
+        }),
+    );
+    assert_eq!(r3.leader(), Some(2));
+    let out = feed(&mut r3, 2, new_epoch(2));
+    assert!(out.after_persist.is_empty() && out.persist.is_empty());
+    assert!(r3.is_looking(), "epoch 3 was promised to n0, 2 is below it");
+}
+
+/// Regression (liveness; found in the traces of 3-node simulation seeds 588 and 1976, which
+/// this alone also fixes): a leader whose own `acceptedEpoch` is slow to sync gives up on an
+/// attempt and starts another with a higher epoch, but the NEWEPOCH of the attempt it gave up
+/// still leaves once that record is durable, and the network may deliver it after the new
+/// attempt's. A follower that had accepted the new epoch took the old one for a promise to
+/// another leader and looked again, so the leader lost it. A leader's epochs only grow: a
+/// lower one from the leader we promised is stale.
+#[test]
+fn a_follower_ignores_a_newepoch_of_its_leader_s_abandoned_attempt() {
+    let mut r = recovered(1, 3, Vec::new());
+    feed(
+        &mut r,
+        0,
+        Message::Notification(Notification {
+            round: 1,
+            state: PeerState::Leading,
+            vote: Vote::default(),
+        }),
+    );
+    assert_eq!(r.leader(), Some(0));
+    let new_epoch = |epoch| {
+        Message::NewEpoch(NewEpoch {
+            epoch,
+            current_epoch: 0,
+            last_zxid: Zxid::default(),
+            committed: 0,
+        })
+    };
+    feed(&mut r, 0, new_epoch(5));
+    let out = feed(&mut r, 0, new_epoch(4));
+    assert!(out.persist.is_empty() && out.after_persist.is_empty() && out.send.is_empty());
+    assert!(!r.is_looking(), "n1 still follows n0");
+    assert_eq!((r.leader(), r.accepted_epoch()), (Some(0), 5));
+    // The new attempt's synchronisation is still taken.
+    let out = feed(
+        &mut r,
+        0,
+        Message::NewLeader(NewLeader {
+            epoch: 5,
+            kind: SyncKind::Diff,
+            start: 0,
+            entries: Vec::new(),
+            committed: 0,
+            expect: Some((0, Zxid::default())),
+        }),
+    );
+    assert!(
+        out.after_persist
+            .iter()
+            .any(|(to, m)| *to == 0 && matches!(m, Message::AckNewLeader(a) if a.epoch == 5))
+    );
+    assert_eq!(r.current_epoch(), 5);
 }
 
 /// The prospective leader adopts the most up-to-date history among its quorum of ACK-Es, sent
@@ -565,6 +762,56 @@ fn discovery_adopts_the_most_up_to_date_history_of_the_quorum() {
                 && matches!(m, Message::NewLeader(nl) if nl.kind == SyncKind::Diff)),
         "the follower it came from is synchronised by an empty DIFF"
     );
+}
+
+/// Regression (3-node simulation seeds 588, 799 and 1976, liveness): a prospective leader had
+/// one election timeout for discovery and synchronisation together, four fsyncs in a row, two
+/// of them on its own disk. On a slow disk it gave up every time, and, its vote still the
+/// best, was elected again, for ever. Each phase now has a timeout of its own.
+#[test]
+fn a_leader_whose_phases_each_end_in_time_is_established_however_long_they_take_together() {
+    let mut r = recovered(0, 3, Vec::new());
+    make_lead(&mut r, 2);
+    // Each phase takes nearly the shortest timeout; the three together more than the longest.
+    let slow = |r: &mut Replica| {
+        for _ in 0..ELECTION - 2 {
+            r.tick(&mut Outbox::default());
+            assert_eq!(r.leader(), Some(0), "n0 gave up");
+        }
+    };
+    let own = |out: &Outbox| {
+        out.after_persist
+            .iter()
+            .find(|(to, _)| *to == 0)
+            .expect("our own acknowledgement")
+            .1
+            .clone()
+    };
+    // Discovery: the follower's CEPOCH is slow to come.
+    slow(&mut r);
+    let out = feed(&mut r, 2, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
+    let own_ack_epoch = own(&out);
+    // NEWEPOCH: our own acceptedEpoch is slow to sync.
+    slow(&mut r);
+    feed(&mut r, 0, own_ack_epoch);
+    let theirs = AckEpoch {
+        epoch: 1,
+        summary: LogSummary::default(),
+        history: None,
+        late: false,
+    };
+    let out = feed(&mut r, 2, Message::AckEpoch(theirs));
+    assert!(r.is_leader());
+    let own_ack_new_leader = own(&out);
+    // Synchronisation: our own currentEpoch is slow to sync.
+    slow(&mut r);
+    feed(&mut r, 0, own_ack_new_leader);
+    feed(
+        &mut r,
+        2,
+        Message::AckNewLeader(AckNewLeader { epoch: 1, len: 0 }),
+    );
+    assert!(r.is_established());
 }
 
 // ----- Synchronisation -------------------------------------------------------------------------

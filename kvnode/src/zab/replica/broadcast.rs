@@ -301,9 +301,10 @@ impl Replica {
         }
     }
 
-    /// A leader's tick: gives up if not established in time, or, once established, if it has
-    /// not heard from a quorum within the election timeout; every ping period re-sends to
-    /// stalled followers and pings (opening a read round if reads wait).
+    /// A leader's tick: gives up if a phase of establishing its epoch does not end within the
+    /// election timeout, or, once established, if it has not heard from a quorum within it;
+    /// every ping period re-sends to stalled followers and pings (opening a read round if reads
+    /// wait).
     pub(super) fn leader_tick(&mut self, out: &mut Outbox) {
         let (now, me, election, ping, quorum, timeout) = (
             self.now,
@@ -316,7 +317,7 @@ impl Replica {
         let Role::Leading(l) = &mut self.role else {
             return;
         };
-        l.since_start += 1;
+        l.since_phase += 1;
         if let Some(own) = l.peers.get_mut(&me) {
             own.last_heard = now;
         }
@@ -329,7 +330,7 @@ impl Replica {
                     .count();
                 alive < quorum
             }
-            _ => l.since_start >= timeout,
+            _ => l.since_phase >= timeout,
         };
         if gone {
             self.start_looking(out);

@@ -6,10 +6,12 @@
 //!   leaves: a leader that crashes mid-discovery never proposes the same epoch twice.
 //! - A follower accepts a NEWEPOCH only from the leader it follows, for an epoch above its
 //!   `acceptedEpoch` or equal to it from the same leader (a reconnection); it persists it before
-//!   its ACK-E. So at most one leader gathers a quorum of ACK-Es for an epoch. A follower that
-//!   accepted the epoch from another leader switches to this one, but its ACK-E is marked
-//!   `late` and never counts towards the quorum: it only asks to be synchronised, which only
-//!   the epoch's one leader with a quorum ever does.
+//!   its ACK-E. So at most one leader gathers a quorum of ACK-Es for an epoch. A lower epoch
+//!   from the leader it promised is from an attempt that leader gave up (its epochs only grow),
+//!   overtaken in the network: it is ignored. A lower epoch from another leader sends the
+//!   follower looking again. A follower that accepted the epoch from another leader switches
+//!   to this one, but its ACK-E is marked `late` and never counts towards the quorum: it only
+//!   asks to be synchronised, which only the epoch's one leader with a quorum ever does.
 //! - The leader adopts the history with the highest `(currentEpoch, last zxid)` among a quorum
 //!   of ACK-Es that includes its own: that history holds every committed transaction. A
 //!   follower sends its history only when it is more up to date than the leader's (the leader's
@@ -47,7 +49,7 @@ impl Replica {
             epoch: 0,
             counter: 0,
             peers,
-            since_start: 0,
+            since_phase: 0,
             read_round: 0,
             round_open: false,
             reads: Vec::new(),
@@ -60,7 +62,9 @@ impl Replica {
     pub(super) fn on_cepoch(&mut self, from: NodeId, m: CEpoch, out: &mut Outbox) {
         let now = self.now;
         let Role::Leading(l) = &mut self.role else {
-            // It took us for its leader: tell it what we are, so it looks again.
+            // It took us for its leader: tell it what we are, so it looks again (unless we are
+            // still looking and vote for ourselves: then we are about to lead, and its next
+            // CEPOCH counts).
             let reply = self.state_notification();
             out.send.push((from, Message::Notification(reply)));
             return;
@@ -111,6 +115,7 @@ impl Replica {
         let epoch = highest.max(self.accepted.epoch) + 1;
         let followers: Vec<NodeId> = cepochs.keys().copied().filter(|&p| p != me).collect();
         l.epoch = epoch;
+        l.since_phase = 0;
         l.phase = Phase::NewEpoch {
             acks: BTreeMap::new(),
         };
@@ -157,6 +162,11 @@ impl Replica {
             return;
         }
         if m.epoch < self.accepted.epoch {
+            if self.accepted.leader == from {
+                // An older attempt of this same leader, overtaken by a later one (a leader's
+                // epochs only grow): a stale message, not a reason to leave it.
+                return;
+            }
             // We promised a later leader: this one cannot count on us.
             self.start_looking(out);
             return;
@@ -243,6 +253,7 @@ impl Replica {
         };
         // The deliberate bug starts broadcasting at once, before anyone is synchronised.
         let established = self.cfg.unsafe_skip_sync;
+        l.since_phase = 0;
         let Phase::NewEpoch { acks } =
             std::mem::replace(&mut l.phase, Phase::Broadcast { established })
         else {

@@ -10,10 +10,16 @@
 //!   replica leads, the others follow it. Nothing here is needed for safety (discovery adopts
 //!   the most up-to-date history of a quorum whoever leads); the order only makes it likely that
 //!   the leader already holds that history, so that discovery transfers nothing.
+//! - A replica that ended the election as a follower sends its CEPOCH to the leader it chose,
+//!   and again every ping period until the leader answers (the leader may end the election
+//!   on a later tick; a CEPOCH that arrives before counts for nothing). It looks again if that
+//!   replica says it follows another, or still looks with a vote for another; still looking
+//!   with a vote for itself, it has just not ended its election yet.
 //! - A replica that follows or leads answers a LOOKING replica with its state; a LOOKING replica
 //!   that hears a leader say it leads, and enough followers of it to make a quorum with itself,
 //!   joins it (a replica that restarts, or comes back from a partition, rejoins this way and is
-//!   then synchronised).
+//!   then synchronised). Replicas that say they follow us make us lead only while we still
+//!   vote for ourselves.
 //! - A leader stepping down keeps its unflushed proposals (they are persisted like any entry)
 //!   and fails the pending reads, which had no effect.
 
@@ -111,10 +117,14 @@ impl Replica {
         let own = self.own_vote();
         let round = self.round;
         let Role::Looking(l) = &mut self.role else {
+            // Still looking but voting for itself: it has not ended its election yet (it does
+            // on its next tick), not given up on it.
+            let finishing = n.state == PeerState::Looking && n.vote.leader == from;
             if let Role::Following(f) = &self.role
                 && f.epoch.is_none()
                 && f.leader == from
                 && n.state != PeerState::Leading
+                && !finishing
             {
                 // We ended the election on a replica that does not lead (it heard of a
                 // better vote and follows that one): look again, and learn whom to join.
@@ -131,7 +141,15 @@ impl Replica {
         if n.state != PeerState::Looking {
             l.out_of_election.insert(from, n.vote.leader);
             let leader = n.vote.leader;
-            let says_leads = leader == me || l.out_of_election.get(&leader) == Some(&leader);
+            // Replicas that say they follow us count only while we still vote for ourselves:
+            // if we heard of a better vote since, they ended the election on our old one, and
+            // the replica we vote for may end it too (two prospective leaders, one of them
+            // alone until its deadline). Our vote, when it reaches them, sends them looking.
+            let says_leads = if leader == me {
+                l.vote.leader == me
+            } else {
+                l.out_of_election.get(&leader) == Some(&leader)
+            };
             let backers = l.out_of_election.values().filter(|&&v| v == leader).count();
             if says_leads && backers + 1 >= quorum {
                 if leader == me {
@@ -199,12 +217,23 @@ impl Replica {
             synced: false,
         });
         self.reset_timer();
-        out.send.push((
-            leader,
-            Message::CEpoch(CEpoch {
-                accepted_epoch: self.accepted.epoch,
-            }),
-        ));
+        self.send_cepoch(out);
+    }
+
+    /// Sends our CEPOCH to the leader we follow. Until it answers with NEWEPOCH, we send it
+    /// again every ping period, as ZooKeeper's learner retries its connection: it may reach
+    /// the leader before the leader ended its own election, and then counts for nothing.
+    pub(super) fn send_cepoch(&mut self, out: &mut Outbox) {
+        if let Role::Following(f) = &self.role
+            && f.leader != self.cfg.me
+        {
+            out.send.push((
+                f.leader,
+                Message::CEpoch(CEpoch {
+                    accepted_epoch: self.accepted.epoch,
+                }),
+            ));
+        }
     }
 
     /// Leaves leadership (if we lead): pending reads fail, proposals stay in the history (a

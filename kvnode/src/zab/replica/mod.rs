@@ -118,8 +118,12 @@ struct Leading {
     /// Counter of the last zxid given in `epoch`.
     counter: u64,
     peers: BTreeMap<NodeId, Peer>,
-    /// Ticks since it became the prospective leader: it gives up if not established in time.
-    since_start: u64,
+    /// Ticks since its current phase began (discovery, NEWEPOCH, synchronisation): it gives
+    /// up if a phase does not end within the election timeout. Each phase has its own
+    /// deadline, as each of ZooKeeper's three waits has its own `initLimit`: together they
+    /// take four fsyncs in a row, two on the leader's own disk, which one timeout need not
+    /// cover.
+    since_phase: u64,
     /// Latest read round started; whether it still awaits a quorum.
     read_round: u64,
     round_open: bool,
@@ -387,7 +391,8 @@ impl Replica {
     // ----- Inputs from the runtime ---------------------------------------------------------
 
     /// Advances logical time by one tick: a LOOKING replica re-sends its vote; a follower whose
-    /// leader has been silent for its timeout starts looking; a leader that is not established
+    /// leader has been silent for its timeout starts looking (one not yet answered with
+    /// NEWEPOCH re-sends its CEPOCH every ping period); a leader that is not established
     /// in time, or no longer hears from a quorum, starts looking; a leader pings.
     pub fn tick(&mut self, out: &mut Outbox) {
         self.now += 1;
@@ -399,9 +404,12 @@ impl Replica {
                 }
                 self.decide(out);
             }
-            Role::Following(_) => {
-                if self.now - self.last_heard >= self.timeout {
+            Role::Following(f) => {
+                let silent = self.now - self.last_heard;
+                if silent >= self.timeout {
                     self.start_looking(out);
+                } else if f.epoch.is_none() && silent.is_multiple_of(self.cfg.heartbeat_ticks) {
+                    self.send_cepoch(out);
                 }
             }
             Role::Leading(_) => self.leader_tick(out),

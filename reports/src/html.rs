@@ -165,6 +165,11 @@ fn render_run(run: &Run) -> Result<Report, ReportError> {
         "test": r.test,
         "system": r.system(),
         "messages": r.messages.as_ref().map(tables::messages),
+        "costs": r.costs.as_ref().map(|c| serde_json::json!({
+            "wal_syncs": format!("{:.2}", c.per_op.wal_syncs),
+            "peer_messages": format!("{:.2}", c.per_op.peer_messages),
+            "approximate": c.cut_short > 0,
+        })),
         "started_at": r.started_at.clone().unwrap_or_else(|| "unknown date".into()),
         "profile": r.profile,
         "nemesis": r.nemesis,

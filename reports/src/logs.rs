@@ -52,6 +52,10 @@ pub fn lines_between(
                 current = Some(t);
             }
             let Some(t) = current else { continue };
+            if line.contains(COUNTERS) {
+                // Bookkeeping every second, not something that happened.
+                continue;
+            }
             if t < from {
                 continue;
             }
@@ -75,6 +79,10 @@ pub fn lines_between(
     out.into_iter().take(limit).map(|(_, l)| l).collect()
 }
 
+/// What kvnode's periodic counter lines say (`stats wal_syncs=N peer_messages=M ...`): left out
+/// of the excerpts, which are about what the nodes did.
+const COUNTERS: &str = " stats wal_syncs=";
+
 /// The timestamp a log line starts with, if it starts with one.
 fn stamp(line: &str) -> Option<SystemTime> {
     let first = line.split_whitespace().next()?;
@@ -96,6 +104,7 @@ mod tests {
         std::fs::write(
             dir.path().join("n1.log"),
             "2026-11-23T10:00:00.100Z  INFO started\n\
+             2026-11-23T10:00:01.400Z  INFO stats wal_syncs=3 peer_messages=9 peer_bytes=400\n\
              2026-11-23T10:00:01.500Z  INFO became leader of p3\n\
              thread 'main' panicked\n\
              2026-11-23T10:00:09.000Z  INFO too late\n",

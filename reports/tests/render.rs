@@ -82,6 +82,30 @@ fn a_valid_run_has_no_anomaly_section_and_counts_every_outcome() {
     assert_eq!(report.plots.len(), 3);
 }
 
+#[test]
+fn the_nodes_costs_per_operation_are_shown_and_said_to_be_approximate_after_kills() {
+    let run = valid_run_with(|r| {
+        r.costs = Some(reports::Costs {
+            wal_syncs: 11,
+            peer_messages: 23,
+            peer_bytes: 2300,
+            incarnations: 4,
+            cut_short: 1,
+            per_op: reports::CostsPerOp {
+                wal_syncs: 2.2,
+                peer_messages: 4.6,
+                peer_bytes: 460.0,
+            },
+        });
+    });
+    let html = std::fs::read_to_string(reports::render(run.path()).unwrap().html).unwrap();
+    assert!(html.contains("<b>2.20</b><span>fsyncs per operation (about"), "{html}");
+    assert!(html.contains("<b>4.60</b><span>node messages per operation"));
+    let without = valid_run_with(|_| {});
+    let html = std::fs::read_to_string(reports::render(without.path()).unwrap().html).unwrap();
+    assert!(!html.contains("fsyncs per operation"));
+}
+
 /// Five operations on one key before a partition at 1 s: a write and a read ok, a CAS that
 /// failed, a write whose outcome is unknown and a CAS whose precondition did not hold.
 fn valid_run_with(edit: impl FnOnce(&mut reports::RunResults)) -> Fixture {

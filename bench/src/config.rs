@@ -177,6 +177,16 @@ impl RunConfig {
         if !args.node_arg.is_empty() {
             cfg.node_args.clone_from(&args.node_arg);
         }
+        if let SystemConfig::Kvnode(k) = &cfg.system
+            && k.protocol != ::kvnode::config::Protocol::Zab
+            && cfg.node_args.iter().any(|a| a == "--unsafe-skip-sync")
+        {
+            bail!(
+                "--node-arg=--unsafe-skip-sync is a bug of Zab's synchronisation; this run's \
+                 nodes run {} (add --protocol zab)",
+                k.protocol
+            );
+        }
         if let Some(n) = args.snapshot_every {
             cfg.compaction.snapshot_every = n;
         }

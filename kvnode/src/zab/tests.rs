@@ -166,6 +166,18 @@ impl Group {
         }
     }
 
+    /// Ticks node `n` alone, running the network after each tick, until `done` holds.
+    fn tick_until(&mut self, n: NodeId, done: impl Fn(&Group) -> bool, what: &str) {
+        for _ in 0..20 * ELECTION {
+            if done(self) {
+                return;
+            }
+            self.with(n, |r, out| r.tick(out));
+            self.run();
+        }
+        panic!("n{n} was ticked but never: {what}");
+    }
+
     /// The established leader among the nodes not isolated, if exactly one.
     fn leader(&self) -> Option<NodeId> {
         let leaders: Vec<NodeId> = (0..self.size() as NodeId)
@@ -464,6 +476,30 @@ fn feed(r: &mut Replica, from: NodeId, msg: Message) -> Outbox {
     out
 }
 
+/// `leader`'s notification that it leads.
+fn leads(leader: NodeId) -> Message {
+    Message::Notification(Notification {
+        round: 1,
+        state: PeerState::Leading,
+        vote: Vote {
+            leader,
+            ..Vote::default()
+        },
+    })
+}
+
+/// A LOOKING replica's vote for `leader` (with an empty history), in round 1.
+fn votes_for(leader: NodeId) -> Message {
+    Message::Notification(Notification {
+        round: 1,
+        state: PeerState::Looking,
+        vote: Vote {
+            leader,
+            ..Vote::default()
+        },
+    })
+}
+
 /// Makes `r` (n0, LOOKING in round 1) the prospective leader: a peer votes for it, and the
 /// next tick ends the election.
 fn make_lead(r: &mut Replica, voter: NodeId) {
@@ -564,8 +600,8 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
             .any(|(_, m)| matches!(m, Message::AckEpoch(_))),
         "no ACK-E leaves at once"
     );
-    // The same epoch from another leader (the one it promised lost): it follows, but its ACK-E,
-    // behind the switched promise, is late (counts towards no quorum); a lower epoch from
+    // The same epoch from another leader (the one it promised lost): it follows, but its ACK-E
+    // is late (counts towards no quorum) and its promise stays with n0; a lower epoch from
     // that same leader is from an attempt it gave up (ignored), and nothing is acknowledged.
     let mut r2 = recovered(
         1,
@@ -597,16 +633,12 @@ fn an_epoch_is_never_acknowledged_before_it_is_persisted() {
         })
     };
     let out = feed(&mut r2, 2, new_epoch(3));
-    let switched = super::message::AcceptedEpoch {
-        epoch: 3,
-        leader: 2,
-    };
-    assert_eq!(out.persist, vec![Durable::AcceptedEpoch(switched)]);
+    assert_eq!(out.persist, Vec::new(), "the promise to n0 stands");
     assert!(
         out.after_persist
             .iter()
             .any(|(to, m)| *to == 2 && matches!(m, Message::AckEpoch(a) if a.epoch == 3 && a.late)),
-        "a late ACK-E behind the record"
+        "a late ACK-E"
     );
     assert_eq!(r2.leader(), Some(2));
     let out = feed(&mut r2, 2, new_epoch(2));
@@ -696,6 +728,131 @@ fn a_follower_ignores_a_newepoch_of_its_leader_s_abandoned_attempt() {
             .any(|(to, m)| *to == 0 && matches!(m, Message::AckNewLeader(a) if a.epoch == 5))
     );
     assert_eq!(r.current_epoch(), 5);
+}
+
+/// Regression (review: one follower counted towards two leaders' quorums for one epoch): n2
+/// promised epoch 1 to n0, then followed n1, the other prospective leader of epoch 1. Its
+/// ACK-E to n1 was late, but the switch rewrote its promise to (1, n1), so the next NEWEPOCH 1
+/// from n1 (a duplicate, or one after n2 restarted, the switch being durable) got a counting
+/// ACK-E. Every ACK-E for epoch 1 to n1 is late, across a restart too.
+#[test]
+fn an_epoch_promised_to_one_leader_never_counts_for_another() {
+    let promised = vec![Durable::AcceptedEpoch(super::message::AcceptedEpoch {
+        epoch: 1,
+        leader: 0,
+    })];
+    let new_epoch = Message::NewEpoch(NewEpoch {
+        epoch: 1,
+        current_epoch: 0,
+        last_zxid: Zxid::default(),
+        committed: 0,
+    });
+    let mut r = recovered(2, 3, promised.clone());
+    feed(&mut r, 1, leads(1));
+    assert_eq!(r.leader(), Some(1));
+    let mut outs = vec![
+        feed(&mut r, 1, new_epoch.clone()),
+        feed(&mut r, 1, new_epoch.clone()),
+    ];
+    // It restarts from what it made durable, follows n1 again and is asked again.
+    let disk = promised
+        .into_iter()
+        .chain(outs.iter().flat_map(|o| o.persist.clone()))
+        .collect();
+    let mut r = recovered(2, 3, disk);
+    feed(&mut r, 1, leads(1));
+    assert_eq!(r.leader(), Some(1));
+    outs.push(feed(&mut r, 1, new_epoch));
+    let late: Vec<bool> = outs
+        .iter()
+        .flat_map(|o| o.after_persist.iter().chain(&o.send))
+        .filter_map(|(to, m)| match m {
+            Message::AckEpoch(a) if *to == 1 && a.epoch == 1 => Some(a.late),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        late,
+        vec![true; 3],
+        "every ACK-E for epoch 1 to n1 (twice, then after a restart) is late"
+    );
+    assert_eq!(r.accepted_epoch(), 1);
+}
+
+/// Regression (review: two leaders established in one epoch, committing different commands at
+/// one index). A, B and C; A and B both pick epoch 1, and C's promise goes to A. C follows B
+/// late, then restarts: its ACK-E to B counted, so B was established with {B, C} and committed
+/// x at index 0. Then C came back to A, still synchronising in epoch 1, which truncated x
+/// from C and, established with {A, C}, committed y at index 0.
+#[test]
+fn a_late_follower_restarting_does_not_give_its_epoch_a_second_leader() {
+    let (a, b, c) = (0, 1, 2);
+    let mut g = Group::new(3);
+    // 1. B leads with C's vote and picks epoch 1 from {B: 0, C: 0}; its NEWEPOCH to C is lost.
+    g.isolated = BTreeSet::from([a]);
+    g.with(b, |r, out| {
+        r.on_message(c, votes_for(b), out);
+        r.tick(out);
+    });
+    assert_eq!(g.replica(b).leader(), Some(b));
+    g.with(c, |r, out| r.on_message(b, leads(b), out));
+    g.run_losing(|_, to, m| to == c && matches!(m, Message::NewEpoch(_)));
+    assert_eq!(g.replica(b).accepted_epoch(), 1);
+    assert_eq!(g.replica(c).accepted_epoch(), 0);
+    // 2. C times out and follows A, which picks epoch 1 from {A: 0, C: 0}. C promises it to A
+    // and A adopts, but its NEWLEADER to C is lost. A is never ticked again (it stalls).
+    g.isolated = BTreeSet::from([a, b]);
+    g.tick_until(c, |g| g.replica(c).is_looking(), "looks again");
+    g.isolated = BTreeSet::from([b]);
+    g.with(a, |r, out| {
+        r.on_message(c, votes_for(a), out);
+        r.tick(out);
+    });
+    assert_eq!(g.replica(a).leader(), Some(a));
+    g.with(c, |r, out| r.on_message(a, leads(a), out));
+    g.run_losing(|_, to, m| to == c && matches!(m, Message::NewLeader(_)));
+    assert!(g.replica(a).is_leader() && !g.replica(a).is_established());
+    assert_eq!(g.replica(a).current_epoch(), 1);
+    assert_eq!(g.replica(c).accepted_epoch(), 1);
+    // 3. C times out again and follows B, still waiting for ACK-Es of epoch 1: its ACK-E is
+    // late.
+    g.isolated = BTreeSet::from([a]);
+    let since = g.delivered.len();
+    g.tick_until(
+        c,
+        |g| {
+            g.delivered[since..]
+                .iter()
+                .any(|(from, to, m)| (*from, *to) == (c, b) && matches!(m, Message::AckEpoch(_)))
+        },
+        "acknowledges B's epoch",
+    );
+    assert!(!g.replica(b).is_leader(), "a late ACK-E does not count");
+    // 4. C restarts and follows B again.
+    g.crash(c, usize::MAX);
+    for _ in 0..3 * ELECTION {
+        if g.replica(b).is_established() {
+            break;
+        }
+        g.with(c, |r, out| r.tick(out));
+        g.run();
+    }
+    // 5. If B was established, it commits x at index 0; C does not learn that it is committed.
+    // B is then cut off.
+    g.with(b, |r, out| {
+        if r.propose(put("x")).is_ok() {
+            r.flush(out);
+        }
+    });
+    g.run_losing(|_, to, m| to == c && matches!(m, Message::Commit(_)));
+    g.isolated = BTreeSet::from([b]);
+    // 6. C times out and follows A, still synchronising in epoch 1, which commits y.
+    g.tick_until(c, |g| g.replica(a).is_established(), "makes A established");
+    g.propose(a, "y");
+    g.run();
+    g.settle(HEARTBEAT);
+    assert_eq!(g.replica(a).decided(), 1, "A commits y with C");
+    g.assert_agreement();
 }
 
 /// The prospective leader adopts the most up-to-date history among its quorum of ACK-Es, sent
@@ -825,7 +982,7 @@ fn nothing_commits_before_a_quorum_has_synchronised() {
     g.nodes[0].disk = history(1, vec![txn(1, 1, "a")]);
     // Every acknowledgement of synchronisation from a follower is lost (ACK-LD, and the ACKs
     // that would stand in for it).
-    let lost = |from: NodeId, m: &Message| {
+    let lost = |from: NodeId, _: NodeId, m: &Message| {
         from != 0 && matches!(m, Message::AckNewLeader(_) | Message::Ack(_))
     };
     for _ in 0..20 * ELECTION {
@@ -862,10 +1019,10 @@ fn nothing_commits_before_a_quorum_has_synchronised() {
 }
 
 impl Group {
-    /// Like [`Group::run`], but messages for which `lost(from, message)` holds are lost.
-    fn run_losing(&mut self, lost: impl Fn(NodeId, &Message) -> bool) {
+    /// Like [`Group::run`], but messages for which `lost(from, to, message)` holds are lost.
+    fn run_losing(&mut self, lost: impl Fn(NodeId, NodeId, &Message) -> bool) {
         for _ in 0..10_000 {
-            self.net.retain(|(from, _, m)| !lost(*from, m));
+            self.net.retain(|(from, to, m)| !lost(*from, *to, m));
             if !self.deliver_one() {
                 let busy = self
                     .nodes
@@ -919,6 +1076,49 @@ fn trunc_drops_an_uncommitted_divergent_tail() {
     assert_eq!(g.replica(old).decided(), 2);
     g.assert_agreement();
     g.assert_durable_log(old);
+}
+
+/// Regression (review): a NEWLEADER whose TRUNC would drop committed entries cannot come from a
+/// leader this follower may follow (every later epoch's history holds them), but it made the
+/// follower panic: a peer's message could crash it. It is refused: nothing changes and nothing
+/// is acknowledged.
+#[test]
+fn a_trunc_below_the_commit_index_is_refused() {
+    let mut records = history(1, vec![txn(1, 1, "x")]);
+    records.push(Durable::Committed(1));
+    let mut r = recovered(2, 3, records);
+    feed(&mut r, 1, leads(1));
+    feed(
+        &mut r,
+        1,
+        Message::NewEpoch(NewEpoch {
+            epoch: 2,
+            current_epoch: 1,
+            last_zxid: Zxid::default(),
+            committed: 0,
+        }),
+    );
+    let out = feed(
+        &mut r,
+        1,
+        Message::NewLeader(NewLeader {
+            epoch: 2,
+            kind: SyncKind::Trunc,
+            start: 0,
+            entries: vec![txn(2, 1, "y")],
+            committed: 1,
+            expect: Some((
+                1,
+                Zxid {
+                    epoch: 1,
+                    counter: 1,
+                },
+            )),
+        }),
+    );
+    assert!(out.persist.is_empty() && out.after_persist.is_empty() && out.send.is_empty());
+    assert_eq!(r.entry(0), Some(&put("x")));
+    assert_eq!((r.decided(), r.current_epoch()), (1, 1));
 }
 
 /// A follower whose history ends below the leader's compaction point is sent the snapshot.

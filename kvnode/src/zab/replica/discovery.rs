@@ -9,9 +9,11 @@
 //!   its ACK-E. So at most one leader gathers a quorum of ACK-Es for an epoch. A lower epoch
 //!   from the leader it promised is from an attempt that leader gave up (its epochs only grow),
 //!   overtaken in the network: it is ignored. A lower epoch from another leader sends the
-//!   follower looking again. A follower that accepted the epoch from another leader switches
-//!   to this one, but its ACK-E is marked `late` and never counts towards the quorum: it only
-//!   asks to be synchronised, which only the epoch's one leader with a quorum ever does.
+//!   follower looking again. A follower that accepted the epoch from another leader may follow
+//!   this one, but its promise stays with the first (so it holds across restarts and repeated
+//!   NEWEPOCHs), and every ACK-E it sends this one is marked `late` and never counts towards
+//!   the quorum: it only asks to be synchronised, which only the epoch's one leader with a
+//!   quorum ever does.
 //! - The leader adopts the history with the highest `(currentEpoch, last zxid)` among a quorum
 //!   of ACK-Es that includes its own: that history holds every committed transaction. A
 //!   follower sends its history only when it is more up to date than the leader's (the leader's
@@ -162,7 +164,8 @@ impl Replica {
             return;
         }
         if m.epoch < self.accepted.epoch {
-            if self.accepted.leader == from {
+            // (Following `from` in our accepted epoch, promised or late, `from` proposed it.)
+            if self.accepted.leader == from || f.epoch == Some(self.accepted.epoch) {
                 // An older attempt of this same leader, overtaken by a later one (a leader's
                 // epochs only grow): a stale message, not a reason to leave it.
                 return;
@@ -176,12 +179,14 @@ impl Replica {
         // us for one epoch). Only the leader with a quorum of fresh promises for the epoch ever
         // synchronises anyone in it, so following it is safe. Without this a replica that
         // accepted the epoch from a leader that lost is shut out of the group for the whole
-        // epoch.
+        // epoch. The promise itself stays with the first leader, durably: were it switched to
+        // this one, its next NEWEPOCH (a duplicate, or one after we restart) would find the
+        // epoch promised to it, and our ACK-E would count for both leaders.
         let late = m.epoch == self.accepted.epoch && self.accepted != proposed;
         f.epoch = Some(m.epoch);
         f.synced = false;
         self.reset_timer();
-        if self.accepted != proposed {
+        if m.epoch > self.accepted.epoch {
             self.accepted = proposed;
             out.persist.push(Durable::AcceptedEpoch(proposed));
         }

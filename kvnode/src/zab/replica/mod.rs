@@ -461,17 +461,12 @@ impl Replica {
         }
     }
 
-    /// The connection to `from` if we follow it and acknowledged its `epoch`.
+    /// The connection to `from` if we follow it and acknowledged its `epoch`, our accepted one
+    /// (promised to it, or to another leader of that epoch: then our ACK-E was late).
     fn following(&mut self, from: NodeId, epoch: u64) -> Option<&mut Following> {
         match &mut self.role {
             Role::Following(f)
-                if f.leader == from
-                    && f.epoch == Some(epoch)
-                    && self.accepted
-                        == (AcceptedEpoch {
-                            epoch,
-                            leader: from,
-                        }) =>
+                if f.leader == from && f.epoch == Some(epoch) && self.accepted.epoch == epoch =>
             {
                 Some(f)
             }
@@ -479,9 +474,16 @@ impl Replica {
         }
     }
 
-    /// Entries from `start` on become `entries` (`start <= log_len()`).
+    /// Entries from `start` on become `entries` (`start <= log_len()`). Committed entries
+    /// only ever get replaced by themselves.
     fn replace_from(&mut self, start: u64, entries: Vec<Txn>) {
         debug_assert!(start <= self.log_len());
+        debug_assert!(
+            (start.max(self.offset)..self.committed.min(self.log_len()))
+                .all(|i| entries.get((i - start) as usize).map(|t| t.zxid) == self.zxid(i)),
+            "replacing the history from {start} changes committed entries (committed {})",
+            self.committed
+        );
         if start < self.offset {
             // A prefix we compacted (committed, hence identical): skip it.
             let skip = ((self.offset - start) as usize).min(entries.len());

@@ -116,13 +116,19 @@ impl Replica {
         if from == self.cfg.me {
             return;
         }
-        let (len, last) = (self.log_len(), self.last_zxid());
+        let (len, last, committed) = (self.log_len(), self.last_zxid(), self.committed);
         let Some(f) = self.following(from, m.epoch) else {
             return;
         };
         let synced = f.synced;
         if !synced && m.expect != Some((len, last)) {
             // Computed from another history than ours: our next ping answer asks again.
+            return;
+        }
+        if !synced && matches!(m.kind, SyncKind::Trunc) && m.start < committed {
+            // It would drop committed entries: no leader we may follow sends this (every later
+            // epoch's history holds them). A peer's message is refused, not trusted, and does
+            // not crash us either.
             return;
         }
         f.synced = true;
@@ -149,13 +155,6 @@ impl Replica {
             out.after_persist
                 .push((from, Message::Ack(Ack { epoch, len, gap })));
             return;
-        }
-        if let SyncKind::Trunc = kind {
-            assert!(
-                start >= self.committed,
-                "TRUNC at {start} would drop committed entries (committed {})",
-                self.committed
-            );
         }
         let start = start.min(self.log_len());
         self.replace_from(start, entries.clone());

@@ -99,7 +99,10 @@ fn the_nodes_costs_per_operation_are_shown_and_said_to_be_approximate_after_kill
         });
     });
     let html = std::fs::read_to_string(reports::render(run.path()).unwrap().html).unwrap();
-    assert!(html.contains("<b>2.20</b><span>fsyncs per operation (about"), "{html}");
+    assert!(
+        html.contains("<b>2.20</b><span>fsyncs per operation (about"),
+        "{html}"
+    );
     assert!(html.contains("<b>4.60</b><span>node messages per operation"));
     let without = valid_run_with(|_| {});
     let html = std::fs::read_to_string(reports::render(without.path()).unwrap().html).unwrap();

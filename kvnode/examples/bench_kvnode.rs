@@ -295,7 +295,7 @@ fn render(rows: &[Row], seconds: u64) -> String {
         }
         let _ = writeln!(
             s,
-            "- {} clients: throughput {:+.0}%, p99 {:.2} ms against {:.2} ms",
+            "- concurrency {}: throughput {:+.0}%, p99 {:.2} ms against {:.2} ms",
             z.clients,
             (rate(z) / rate(p) - 1.0) * 100.0,
             ms(&z.all, 0.99),

@@ -81,28 +81,42 @@ fn fault_color(w: &FaultWindow) -> RGBColor {
     }
 }
 
-/// Shades each fault window over the whole height of the chart and labels it at the top,
-/// alternating two label rows so that adjacent windows stay readable.
+/// Shades each fault window over the whole height of the chart and labels it at the top, in
+/// the first of two label rows where the label does not run into the one before it. A window
+/// with no room for its label (many short faults) stays shaded but unlabelled: the faults table
+/// names every one.
 fn shade_faults<Y: Ranged<ValueType = f64>>(
     chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, Y>>,
     faults: &[FaultWindow],
     y: (f64, f64),
     x_max: f64,
 ) -> PlotResult {
-    for (i, w) in faults.iter().enumerate() {
+    // Where each label row is free again, in pixels.
+    let mut free_from = [i32::MIN; 2];
+    for w in faults {
         let (s, e) = (w.start_ns as f64 / 1e9, (w.end_ns as f64 / 1e9).min(x_max));
         let color = fault_color(w);
         chart.draw_series(std::iter::once(Rectangle::new(
             [(s, y.0), (e.max(s + x_max / 1000.0), y.1)],
             color.mix(0.13).filled(),
         )))?;
+        let left = chart.backend_coord(&(s, y.1)).0 + 3;
+        let Some(row) = free_from.iter().position(|&x| left >= x) else {
+            continue;
+        };
+        free_from[row] = left + label_width(&w.label) + 8;
         let style = (FONT, 12).into_font().color(&color.mix(0.9));
         chart.draw_series(std::iter::once(
             EmptyElement::at((s, y.1))
-                + Text::new(w.label.clone(), (3, 3 + 14 * (i % 2) as i32), style),
+                + Text::new(w.label.clone(), (3, 3 + 14 * row as i32), style),
         ))?;
     }
     Ok(())
+}
+
+/// A generous estimate of a 12 px label's width in pixels (the font is not measured).
+fn label_width(label: &str) -> i32 {
+    (label.chars().count() as i32) * 7
 }
 
 /// The chart every plot over the run's time axis starts from: x in seconds since the start, the

@@ -14,7 +14,7 @@ use super::message::{
 };
 use super::replica::{Replica, ReplicaConfig};
 use crate::command::{Command, Op};
-use crate::paxos::{Event, NodeId, Snapshot};
+use crate::paxos::{Event, NodeId, ReplayError, Snapshot};
 
 const ELECTION: u64 = 10;
 const HEARTBEAT: u64 = 3;
@@ -1166,6 +1166,140 @@ fn snap_for_a_follower_behind_the_compaction_point() {
             .any(|(n, e)| *n == behind && matches!(e, Event::InstallSnapshot(_)))
     );
     g.assert_agreement();
+}
+
+/// A follower whose history ends exactly at the leader's compaction point (its last entry is the
+/// last one the snapshot covers, committed there but not yet known committed here) lacks nothing
+/// the snapshot holds: it gets a DIFF from the compaction point, not the snapshot. The leader
+/// knows the zxid of that last covered entry only from the snapshot (`ZabSnapshot::last`).
+#[test]
+fn diff_for_a_follower_whose_history_ends_at_the_compaction_point() {
+    const AT: u64 = 5;
+    let mut g = Group::new(3);
+    let l = g.elect();
+    let behind = (l + 1) % 3;
+    for i in 0..AT - 1 {
+        g.propose(l, &format!("v{i}"));
+    }
+    g.run();
+    g.settle(HEARTBEAT);
+    // The last entry the snapshot will cover reaches `behind`, but not its commit.
+    g.propose(l, &format!("v{}", AT - 1));
+    g.run_losing(|_, to, m| to == behind && matches!(m, Message::Commit(_) | Message::Ping(_)));
+    assert_eq!(g.replica(l).decided(), AT);
+    assert_eq!(
+        (g.replica(behind).log_len(), g.replica(behind).decided()),
+        (AT, AT - 1),
+        "behind holds every entry the snapshot will cover, the last uncommitted"
+    );
+    // It restarts, and looks for its leader again, once the leader has compacted.
+    g.isolated.insert(behind);
+    g.crash(behind, 0);
+    g.with(l, |r, out| {
+        r.compact(
+            Snapshot {
+                index: AT,
+                data: b"state".to_vec(),
+            },
+            out,
+        )
+    });
+    g.propose(l, "after");
+    g.run();
+    g.settle(HEARTBEAT);
+    assert_eq!(g.replica(l).first_index(), AT);
+    assert_eq!(g.replica(l).decided(), AT + 1);
+    let since = g.delivered.len();
+    g.isolated.clear();
+    g.settle(3 * ELECTION);
+    let syncs = g.syncs_to(behind, since);
+    assert!(!syncs.is_empty(), "behind was synchronised again");
+    assert!(
+        syncs.iter().all(|s| *s == (SyncKind::Diff, AT)),
+        "only DIFFs from the compaction point: {syncs:?}"
+    );
+    let r = g.replica(behind);
+    assert!(r.snapshot().is_none(), "no snapshot was installed");
+    assert_eq!(
+        (r.first_index(), r.log_len(), r.decided()),
+        (0, AT + 1, AT + 1)
+    );
+    assert_eq!(r.entry(AT), Some(&put("after")));
+    g.assert_agreement();
+    g.assert_durable_log(behind);
+}
+
+/// `zxid` answers for the entries held and for the last entry a snapshot covers (its `last`),
+/// and for nothing else: not for earlier compacted entries, nor past the end.
+#[test]
+fn zxid_knows_the_last_compacted_entry_and_nothing_below_or_past_the_end() {
+    let last = Zxid {
+        epoch: 1,
+        counter: 3,
+    };
+    let snapshot = super::message::ZabSnapshot {
+        snapshot: Snapshot {
+            index: 3,
+            data: b"state".to_vec(),
+        },
+        last,
+    };
+    let mut records = history(1, vec![]);
+    records.push(Durable::Snapshot(snapshot.clone()));
+    records.push(Durable::Append {
+        start: 3,
+        entries: vec![txn(1, 4, "d")],
+    });
+    let r = recovered(0, 3, records);
+    assert_eq!((r.first_index(), r.log_len()), (3, 4));
+    assert_eq!(r.zxid(1), None, "compacted, and not the snapshot's last");
+    assert_eq!(r.zxid(2), Some(last), "the snapshot's last entry");
+    assert_eq!(
+        r.zxid(3),
+        Some(Zxid {
+            epoch: 1,
+            counter: 4
+        })
+    );
+    assert_eq!(r.zxid(4), None, "past the end");
+    // A snapshot and no entries after it.
+    let mut records = history(1, vec![]);
+    records.push(Durable::Snapshot(snapshot));
+    let r = recovered(0, 3, records);
+    assert_eq!((r.first_index(), r.log_len()), (3, 3));
+    assert_eq!(r.zxid(0), None);
+    assert_eq!(r.zxid(2), Some(last));
+    assert_eq!(r.zxid(3), None, "past the end");
+}
+
+/// Recovery refuses an append that leaves a hole and names the record that does it: its
+/// position among the records, where it appends, and how long the history was.
+#[test]
+fn recovery_names_the_record_that_leaves_a_hole() {
+    let records = vec![
+        Durable::CurrentEpoch(1),
+        Durable::Append {
+            start: 0,
+            entries: vec![txn(1, 1, "a")],
+        },
+        Durable::Append {
+            start: 2,
+            entries: vec![txn(1, 3, "c")],
+        },
+        Durable::Committed(1),
+    ];
+    let err = match Replica::recover(config(0, 3, false), records) {
+        Ok(_) => panic!("a hole at index 1 is refused"),
+        Err(e) => e,
+    };
+    assert_eq!(
+        err,
+        ReplayError {
+            index: 2,
+            start: 2,
+            len: 1
+        }
+    );
 }
 
 /// A follower that restarts (losing its volatile state) looks, rejoins the leader of the same

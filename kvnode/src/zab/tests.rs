@@ -971,6 +971,100 @@ fn a_leader_whose_phases_each_end_in_time_is_established_however_long_they_take_
     assert!(r.is_established());
 }
 
+/// Only a CEPOCH that can follow the leader counts as hearing from its sender. An established
+/// leader whose followers reach it only by CEPOCHs for its own epoch (their NEWEPOCH answers
+/// are lost) still hears a quorum and keeps leading. But a CEPOCH from a replica that promised
+/// a later epoch must not keep a leader that lost its quorum alive: n3's, arriving while n0
+/// synchronises (so n0 does not step down at once), leaves n0's deadline where its last
+/// follower's acknowledgement put it.
+#[test]
+fn only_cepochs_that_can_follow_the_leader_keep_it_alive() {
+    // Same epoch: an established leader hearing only CEPOCHs for its epoch from a quorum.
+    let mut g = Group::new(3);
+    let l = g.elect();
+    let epoch = g.replica(l).current_epoch();
+    let followers: Vec<NodeId> = (0..3).filter(|&n| n != l).collect();
+    g.isolated.extend(followers.iter().copied());
+    for t in 0..5 * ELECTION {
+        g.with(l, |r, out| r.tick(out));
+        for &f in &followers {
+            g.with(l, |r, out| {
+                r.on_message(
+                    f,
+                    Message::CEpoch(CEpoch {
+                        accepted_epoch: epoch,
+                    }),
+                    out,
+                )
+            });
+        }
+        g.run();
+        assert!(
+            g.replica(l).is_established(),
+            "n{l} stepped down after {t} ticks though a quorum sends CEPOCHs for its epoch {epoch}"
+        );
+    }
+
+    // A later epoch: n0 leads a group of 5 with n1 and n2.
+    let mut r = recovered(0, 5, Vec::new());
+    feed(&mut r, 1, votes_for(0));
+    make_lead(&mut r, 2);
+    let own = |out: &Outbox| {
+        out.after_persist
+            .iter()
+            .find(|(to, _)| *to == 0)
+            .expect("our own acknowledgement")
+            .1
+            .clone()
+    };
+    feed(&mut r, 1, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
+    let out = feed(&mut r, 2, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
+    feed(&mut r, 0, own(&out));
+    let ack_epoch = AckEpoch {
+        epoch: 1,
+        summary: LogSummary::default(),
+        history: None,
+        late: false,
+    };
+    feed(&mut r, 1, Message::AckEpoch(ack_epoch.clone()));
+    let out = feed(&mut r, 2, Message::AckEpoch(ack_epoch));
+    feed(&mut r, 0, own(&out));
+    let ack_new_leader = || Message::AckNewLeader(AckNewLeader { epoch: 1, len: 0 });
+    // n2 acknowledges NEWLEADER, then goes silent.
+    feed(&mut r, 2, ack_new_leader());
+    // n3 promised epoch 9 to another leader: it can never follow n0.
+    const LATE: u64 = 4;
+    for _ in 0..LATE {
+        r.tick(&mut Outbox::default());
+        feed(&mut r, 3, Message::CEpoch(CEpoch { accepted_epoch: 9 }));
+        assert!(r.is_leader() && !r.is_established(), "n0 is synchronising");
+    }
+    feed(&mut r, 1, ack_new_leader());
+    assert!(r.is_established());
+    // Only n1 is still heard from: with n2 silent for an election timeout, n0 hears no quorum.
+    for t in 0..ELECTION - LATE {
+        assert!(
+            r.is_leader(),
+            "n0 stepped down after {t} ticks, n2 not yet silent for long"
+        );
+        r.tick(&mut Outbox::default());
+        feed(
+            &mut r,
+            1,
+            Message::Ack(super::message::Ack {
+                epoch: 1,
+                len: 0,
+                gap: false,
+            }),
+        );
+    }
+    assert!(
+        r.is_looking(),
+        "n0 still leads {} ticks after it last heard n2: n3's CEPOCHs for a later epoch kept it alive",
+        ELECTION
+    );
+}
+
 // ----- Synchronisation -------------------------------------------------------------------------
 
 /// Nothing commits, not even the initial history, before a quorum acknowledged NEWLEADER.

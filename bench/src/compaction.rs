@@ -92,21 +92,34 @@ impl CompactionCounts {
     /// Sums the counts of the logs `{dir}/{name}.log`; a node without a log counts nothing.
     pub fn of_run(dir: &Path, names: &[String]) -> io::Result<CompactionCounts> {
         let mut total = CompactionCounts::default();
-        for name in names {
-            let path = dir.join(format!("{name}.log"));
-            let file = match std::fs::File::open(&path) {
-                Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-            };
-            let c = CompactionCounts::count(BufReader::new(file))
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        for_each_node_log(dir, names, |log| {
+            let c = CompactionCounts::count(log)?;
             total.snapshots_taken += c.snapshots_taken;
             total.snapshots_installed += c.snapshots_installed;
             total.wal_checkpoints += c.wal_checkpoints;
-        }
+            Ok(())
+        })?;
         Ok(total)
     }
+}
+
+/// Calls `read` with each node's log `{dir}/{name}.log` that exists (a node that never started
+/// has none); an error names the file.
+pub(crate) fn for_each_node_log(
+    dir: &Path,
+    names: &[String],
+    mut read: impl FnMut(BufReader<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
+    for name in names {
+        let path = dir.join(format!("{name}.log"));
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        match std::fs::File::open(&path) {
+            Ok(file) => read(BufReader::new(file)).map_err(named)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(named(e)),
+        }
+    }
+    Ok(())
 }
 
 /// The `compaction` section of `results.json`: the thresholds the nodes ran with and what they

@@ -6,7 +6,7 @@
 //! One that ended cleanly logged its final counts just before [`LOG_SHUTTING_DOWN`]; one killed
 //! lost up to a second of counts, which [`reports::Costs::cut_short`] counts.
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead};
 use std::path::Path;
 
 use kvnode::node::{LOG_RECOVERED, LOG_SHUTTING_DOWN, NodeCosts};
@@ -55,16 +55,7 @@ fn add_log(log: impl BufRead, total: &mut Costs) -> io::Result<()> {
 /// `completed` workload operations.
 pub(crate) fn of_run(dir: &Path, names: &[String], completed: u64) -> io::Result<Costs> {
     let mut total = Costs::default();
-    for name in names {
-        let path = dir.join(format!("{name}.log"));
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-        };
-        add_log(BufReader::new(file), &mut total)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    }
+    crate::compaction::for_each_node_log(dir, names, |log| add_log(log, &mut total))?;
     Ok(per_op(total, completed))
 }
 

@@ -10,7 +10,7 @@ use kvnode::config::{ClusterConfig, Protocol};
 
 use crate::cli::{CompareArgs, EXIT_USAGE, RunArgs};
 use crate::config::RunConfig;
-use crate::run::{run_in, timestamp};
+use crate::run::{new_latest, run_in};
 
 /// Runs `bench compare`; returns the process exit code.
 pub fn main(args: &CompareArgs) -> u8 {
@@ -146,12 +146,7 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<Verdict> {
         configs.push(cfg);
     }
     let test = configs[0].test.clone();
-    let root = out.join("compare");
-    let dir = root.join(&test).join(timestamp());
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let latest = root.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.strip_prefix(&root).unwrap_or(&dir), &latest);
+    let dir = new_latest(&out.join("compare"), &test)?;
     eprintln!(
         "bench compare: {} with seed {}, one after the other -> {}",
         sides
@@ -192,12 +187,7 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<Verdict> {
 /// `--runs`: the page from recorded run directories, into a compare directory of its own.
 fn render_recorded(runs: &[PathBuf], out: &Path) -> anyhow::Result<Verdict> {
     let first = reports::read_results(&runs[0].join("results.json"))?;
-    let root = out.join("compare");
-    let dir = root.join(&first.test).join(timestamp());
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let latest = root.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.strip_prefix(&root).unwrap_or(&dir), &latest);
+    let dir = new_latest(&out.join("compare"), &first.test)?;
     let dirs = runs
         .iter()
         .map(|r| std::path::absolute(r).with_context(|| r.display().to_string()))

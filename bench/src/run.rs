@@ -49,12 +49,19 @@ pub(crate) fn timestamp() -> String {
 async fn run(args: &RunArgs) -> anyhow::Result<Verdict> {
     let cfg = RunConfig::resolve(args)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs"));
-    let dir = out.join(&cfg.test).join(timestamp());
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let latest = out.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.strip_prefix(&out).unwrap_or(&dir), &latest);
+    let dir = new_latest(&out, &cfg.test)?;
     run_in(cfg, args.kvnode.as_deref(), &dir, Some(&out)).await
+}
+
+/// Creates `root/<test>/<UTC time>/` and points `root/latest` at it (best effort: a file system
+/// without symbolic links still gets the directory).
+pub(crate) fn new_latest(root: &Path, test: &str) -> anyhow::Result<PathBuf> {
+    let dir = root.join(test).join(timestamp());
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let latest = root.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.strip_prefix(root).unwrap_or(&dir), &latest);
+    Ok(dir)
 }
 
 /// Runs `cfg` into the existing directory `dir` (`kvnode`: `--kvnode`); afterwards rewrites the

@@ -626,4 +626,44 @@ mod tests {
         assert_eq!(len(&core), 1, "the put is in the live log");
         assert_eq!(len(&back), len(&core), "the checkpoint lost the put");
     }
+
+    /// A log written by one protocol is never read as the other's: recovery stops at its first
+    /// record, naming both protocols.
+    #[test]
+    fn a_log_of_the_other_protocol_stops_recovery() {
+        for (wrote, reads) in [
+            (Protocol::Paxos, Protocol::Zab),
+            (Protocol::Zab, Protocol::Paxos),
+        ] {
+            let config = |protocol| ClusterConfig {
+                protocol,
+                ..one_node()
+            };
+            let mut core =
+                NodeCore::recover(config(wrote), "n1", &CoreOptions::default(), &[]).unwrap();
+            let mut records = Vec::new();
+            for _ in 0..1_000 {
+                core.handle(Input::Tick);
+                if let Some(batch) = flush_and_sync(&mut core) {
+                    records.extend(batch.records);
+                }
+                if core.partitions().all(|(_, p)| p.replica().is_leader()) {
+                    break;
+                }
+            }
+            assert!(!records.is_empty(), "{wrote} wrote nothing");
+            let again =
+                NodeCore::<()>::recover(config(wrote), "n1", &CoreOptions::default(), &records);
+            assert!(again.is_ok(), "{wrote} cannot read its own log");
+            match NodeCore::<()>::recover(config(reads), "n1", &CoreOptions::default(), &records) {
+                Err(RecoveryError::WrongProtocol {
+                    index: 0,
+                    found,
+                    expected,
+                }) => assert_eq!((found, expected), (wrote, reads)),
+                Err(e) => panic!("{reads} reading {wrote}'s log: {e}"),
+                Ok(_) => panic!("{reads} recovered from {wrote}'s log"),
+            }
+        }
+    }
 }

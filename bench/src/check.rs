@@ -178,7 +178,7 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
         } else if core.minimal {
             let _ = writeln!(
                 out,
-                "  the core: these {n} cannot be ordered, and without any one of them the rest can:"
+                "  the core: these {n} cannot be ordered, and none of them can be left out:"
             );
         } else {
             let _ = writeln!(
@@ -192,9 +192,14 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
     }
     let _ = writeln!(
         out,
-        "  the longest linearizable prefix has {} and leaves the value {}; it ends with:",
+        "  the longest linearizable prefix has {} and leaves the value {}{}",
         checker::counted(a.prefix_len as u64, "operation", "operations"),
-        a.value_after_prefix
+        a.value_after_prefix,
+        if a.prefix_tail.is_empty() {
+            ""
+        } else {
+            "; it ends with:"
+        }
     );
     for op in &a.prefix_tail {
         let _ = writeln!(out, "    {}", op_line(op, timed));

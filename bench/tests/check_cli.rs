@@ -98,6 +98,44 @@ fn a_stale_read_is_explained_by_the_write_that_overwrote_it() {
     assert_eq!(missed["value"], "b", "{v}");
 }
 
+/// Porcupine's key-value format: a put, then two appends, then a read that lacks the second
+/// although it completed before the read began.
+#[test]
+fn a_read_that_lacks_a_completed_append_is_explained_by_that_append_and_its_core_keeps_the_put() {
+    let dir = Dir::new();
+    let history = [
+        r#"{:process 0, :type :invoke, :f :put, :key "k", :value "p"}"#,
+        r#"{:process 0, :type :ok, :f :put, :key "k", :value "p"}"#,
+        r#"{:process 1, :type :invoke, :f :append, :key "k", :value "x1y"}"#,
+        r#"{:process 1, :type :ok, :f :append, :key "k", :value "x1y"}"#,
+        r#"{:process 2, :type :invoke, :f :append, :key "k", :value "x2y"}"#,
+        r#"{:process 2, :type :ok, :f :append, :key "k", :value "x2y"}"#,
+        r#"{:process 3, :type :invoke, :f :get, :key "k", :value nil}"#,
+        r#"{:process 3, :type :ok, :f :get, :key "k", :value "px1y"}"#,
+    ]
+    .join("\n");
+    let out = bench(&["--json"], &dir.file("kv.txt", &history));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let anomaly = &v["keys"][0]["anomaly"];
+    let said = anomaly["explanation"].as_str().expect("an explanation");
+    assert!(
+        said.contains("which lacks \"x2y\": process 2's append \"x2y\" completed at line 6"),
+        "{said}"
+    );
+    assert_eq!(anomaly["missed"]["value"], "x2y", "{v}");
+    // The read needs the put it starts with and the append it holds; the missing append
+    // makes it impossible: all four, and nothing less.
+    let core: Vec<&str> = anomaly["core"]["ops"]
+        .as_array()
+        .expect("a core")
+        .iter()
+        .map(|o| o["f"].as_str().expect("f"))
+        .collect();
+    assert_eq!(core, ["write", "append", "append", "read"], "{v}");
+    assert_eq!(anomaly["core"]["minimal"], true);
+}
+
 #[test]
 fn json_output_carries_the_verdict_and_the_counterexample() {
     let dir = Dir::new();

@@ -207,15 +207,22 @@ fn core<M: Model>(
     let culprit_end = history.ops[anomaly.culprit.index]
         .complete
         .map_or(u64::MAX, |c| c.index);
-    let guess = key_ops
+    let before: Vec<u32> = key_ops
         .iter()
         .copied()
         .filter(|&i| history.ops[i as usize].invoke.index <= culprit_end)
         .collect();
+    // Better still, when the explanation names the write the culprit missed: the two of them
+    // and what they need (the shrinker adds the writers of what they observe).
+    let story = anomaly.missed.as_ref().map(|m| {
+        let mut ops = vec![anomaly.culprit.index as u32, m.index as u32];
+        ops.sort_unstable_by_key(|&i| history.ops[i as usize].invoke.index);
+        ops
+    });
     let shrunk = crate::shrink::shrink(
         history,
         key_ops,
-        Some(guess),
+        story.into_iter().chain([before]).collect(),
         until,
         options.memory_limit,
         new_model,

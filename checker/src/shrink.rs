@@ -37,13 +37,14 @@ pub(crate) struct Shrunk {
     pub(crate) checks: u64,
 }
 
-/// Shrinks `ops` (one key's operations, not linearizable) to a core. `guess`: a subset worth
-/// trying first (it is kept only if it is still invalid). `memory_limit`: bytes one oracle search
-/// may use before its answer counts as "don't know".
+/// Shrinks `ops` (one key's operations, not linearizable) to a core. `guesses`: subsets worth
+/// trying first, best first; each is completed with the sources of what it observes
+/// ([`Model::sources`]), and the first still invalid is where delta debugging starts.
+/// `memory_limit`: bytes one oracle search may use before its answer counts as "don't know".
 pub(crate) fn shrink<M: Model>(
     history: &History,
     ops: &[u32],
-    guess: Option<Vec<u32>>,
+    guesses: Vec<Vec<u32>>,
     deadline: Instant,
     memory_limit: usize,
     new_model: &impl Fn() -> M,
@@ -57,10 +58,12 @@ pub(crate) fn shrink<M: Model>(
         new_model,
     };
     let mut current = ops.to_vec();
-    if let Some(guess) = guess.filter(|g| g.len() < current.len())
-        && oracle.invalid(&guess) == Some(true)
-    {
-        current = guess;
+    for guess in guesses {
+        let guess = oracle.complete(guess, ops);
+        if guess.len() < current.len() && oracle.invalid(&guess) == Some(true) {
+            current = guess;
+            break;
+        }
     }
     let minimal = ddmin(&mut current, &mut oracle);
     Shrunk {
@@ -121,6 +124,25 @@ impl<M: Model, F: Fn() -> M> Oracle<'_, F> {
                 return kept;
             }
         }
+    }
+
+    /// `ops` with, for every group of sources one of its operations needs and lacks, the
+    /// group's first operation, until nothing lacks one; in the order of `order` (the key's
+    /// operations, by invocation).
+    fn complete(&self, ops: Vec<u32>, order: &[u32]) -> Vec<u32> {
+        let mut kept: rustc_hash::FxHashSet<u32> = ops.iter().copied().collect();
+        let mut todo = ops;
+        while let Some(i) = todo.pop() {
+            for group in self.needs.get(&i).into_iter().flatten() {
+                if !group.iter().any(|j| kept.contains(j))
+                    && let Some(&first) = group.first()
+                {
+                    kept.insert(first);
+                    todo.push(first);
+                }
+            }
+        }
+        order.iter().copied().filter(|i| kept.contains(i)).collect()
     }
 
     /// Whether some operation of `ops` observes something none of whose sources is in `ops`.

@@ -126,6 +126,27 @@ fn fast_search_agrees_with_brute_force_on_random_histories() {
     assert_healthy_mix(valid, SEEDS as usize);
 }
 
+/// Appends build values: the key-value model refutes a read before searching when it lacks an
+/// append completed before it began, and otherwise searches with a prefix lookahead. Both must
+/// agree with brute force.
+#[test]
+fn fast_search_agrees_with_brute_force_on_append_histories() {
+    const SEEDS: u64 = 3000;
+    let mut valid = 0;
+    for seed in 0..SEEDS {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = Shape {
+            keys: rng.random_range(1..=2),
+            processes: rng.random_range(2..=4),
+            ops: rng.random_range(1..=10),
+            values: 3,
+        };
+        let h = append_history(&mut rng, &shape, seed % 3 != 0);
+        valid += usize::from(assert_agrees(seed, &h));
+    }
+    assert_healthy_mix(valid, SEEDS as usize);
+}
+
 #[test]
 fn histories_from_a_sequential_execution_are_valid() {
     for seed in 0..200 {
@@ -414,6 +435,16 @@ fn orphaned(whole: &History, part: &History) -> bool {
 /// The core is not linearizable on its own, and removing any one operation makes it so (or
 /// leaves a read of a value whose every writer was removed).
 fn assert_minimal_core(seed: u64, h: &History, judge: impl Fn(&History) -> bool) -> usize {
+    assert_minimal_core_by(seed, h, judge, orphaned)
+}
+
+/// [`assert_minimal_core`] with another rule for what a core must keep.
+fn assert_minimal_core_by(
+    seed: u64,
+    h: &History,
+    judge: impl Fn(&History) -> bool,
+    orphaned: impl Fn(&History, &History) -> bool,
+) -> usize {
     let result = check(h, &CheckOptions::default());
     let key = result
         .keys
@@ -469,6 +500,55 @@ fn a_core_is_invalid_and_one_minimal_on_random_histories() {
         }
         // Judged by brute force, not by the checker that found the core.
         assert_minimal_core(seed, &h, oracle);
+        cores += 1;
+    }
+    assert!(cores > 50, "only {cores} invalid histories");
+}
+
+/// Whether `part` (a sub-history of `whole`, from [`append_history`]) has a read whose value
+/// `whole`'s writes and appends can build but `part`'s cannot: a value is an optional written
+/// `w<i>w` followed by appended `x<i>y` pieces.
+fn append_orphaned(whole: &History, part: &History) -> bool {
+    let builds = |h: &History, v: &str| {
+        let has = |call: Call| {
+            h.ops
+                .iter()
+                .any(|o| o.call == call && !matches!(o.outcome, Outcome::Fail))
+        };
+        let (base, rest) = match v.strip_prefix('w') {
+            Some(after) => {
+                let end = after.find('w').expect("a written value ends in w") + 2;
+                (Some(&v[..end]), &v[end..])
+            }
+            None => (None, v),
+        };
+        base.is_none_or(|b| has(Call::Write(Value::Str(b.to_owned()))))
+            && rest
+                .split_inclusive('y')
+                .all(|piece| has(Call::Append(Value::Str(piece.to_owned()))))
+    };
+    part.ops.iter().any(|o| match (&o.call, &o.outcome) {
+        (Call::Read, Outcome::Ok(Some(Value::Str(v)))) => builds(whole, v) && !builds(part, v),
+        _ => false,
+    })
+}
+
+#[test]
+fn a_core_of_an_append_history_keeps_what_its_reads_need_and_is_one_minimal() {
+    let mut cores = 0;
+    for seed in 0..400 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = Shape {
+            keys: 1,
+            processes: rng.random_range(2..=4),
+            ops: rng.random_range(2..=10),
+            values: 3,
+        };
+        let h = append_history(&mut rng, &shape, true);
+        if oracle(&h) {
+            continue;
+        }
+        assert_minimal_core_by(seed, &h, oracle, append_orphaned);
         cores += 1;
     }
     assert!(cores > 50, "only {cores} invalid histories");

@@ -61,7 +61,7 @@ pub struct AnomalyView {
 #[derive(Serialize)]
 struct CoreView {
     /// What the core is, as `bench check` says it: `These 3 operations cannot be ordered, and
-    /// without any one of them the rest can:`.
+    /// none of them can be left out:`.
     sentence: String,
     /// How it was found: from how many operations, in how many checks.
     found: String,
@@ -229,7 +229,7 @@ fn core_sentence(core: &Core) -> String {
     if core.ops.len() == 1 {
         "This operation cannot happen on its own:".to_owned()
     } else if core.minimal {
-        format!("These {n} cannot be ordered, and without any one of them the rest can:")
+        format!("These {n} cannot be ordered, and none of them can be left out:")
     } else {
         format!(
             "These {n} cannot be ordered (shrinking ran out of time: perhaps not the smallest):"

@@ -157,7 +157,7 @@ fn the_core_comes_first_with_its_sentence_its_timeline_and_its_operations() {
     let section = anomaly_section(&html);
     // The stale read and the two writes: without either write the read could have happened.
     let sentence = section
-        .find("These 3 operations cannot be ordered, and without any one of them the rest can:")
+        .find("These 3 operations cannot be ordered, and none of them can be left out:")
         .expect(section);
     let core_picture = section
         .find("alt=\"timeline of the core of k1\"")
@@ -256,7 +256,7 @@ fn each_folded_key_shows_its_core() {
         .unwrap()..];
     let k3 = &k3[..k3.find("</details>").unwrap()];
     let sentence = k3
-        .find("These 3 operations cannot be ordered, and without any one of them the rest can:")
+        .find("These 3 operations cannot be ordered, and none of them can be left out:")
         .expect(k3);
     let around = k3.find("Around the failure").expect(k3);
     let core = &k3[sentence..around];

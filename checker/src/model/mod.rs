@@ -149,7 +149,7 @@ pub trait Model: Send {
     /// For the shrinker: for each operation of `ops` (indices into `history.ops`, one key's)
     /// that observes something other operations put there, groups of those operations; a core
     /// that keeps the observer must keep at least one operation of each group (else a read is
-    /// "impossible" merely because its write was cut).
+    /// "impossible" merely because its write was cut). At most one entry per operation.
     fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>)>
     where
         Self: Sized,

@@ -16,6 +16,8 @@ enum Effect {
     Cas(Option<Value>, Value),
     /// A CAS whose precondition failed: the key did not hold this value.
     NotEqual(Option<Value>),
+    /// Appends to the key's text (a missing key counts as "").
+    Append(Value),
 }
 
 struct OracleOp {
@@ -38,6 +40,7 @@ fn oracle_op(op: &Operation) -> Option<OracleOp> {
         (Call::Cas { expected, new }, Outcome::Ok(_) | Outcome::Info) => {
             Effect::Cas(expected.clone(), new.clone())
         }
+        (Call::Append(v), Outcome::Ok(_) | Outcome::Info) => Effect::Append(v.clone()),
         (call, outcome) => panic!("the oracle does not model {call:?} -> {outcome:?}"),
     };
     let complete = match op.outcome {
@@ -62,7 +65,18 @@ fn apply(state: &Option<Value>, effect: &Effect) -> Option<Option<Value>> {
         Effect::Set(v) => Some(v.clone()),
         Effect::Cas(expected, new) => (state == expected).then(|| Some(new.clone())),
         Effect::NotEqual(v) => (state != v).then(|| state.clone()),
+        Effect::Append(v) => Some(Some(appended(state, v))),
     }
+}
+
+/// `state`'s text followed by `piece`'s, as the key-value model appends.
+fn appended(state: &Option<Value>, piece: &Value) -> Value {
+    let text = |v: &Value| match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let head = state.as_ref().map(text).unwrap_or_default();
+    Value::Str(head + &text(piece))
 }
 
 /// Whether the oracle finds a linearisation of every key.
@@ -332,6 +346,90 @@ pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
         }
     }
     history(shape, drafts, outcomes, initial)
+}
+
+/// A history of reads, appends (each of its own string, `x<i>y`) and a few writes, recorded
+/// from a linearizable store as [`linearizable_history`] records one; then, when `tamper`, one
+/// acknowledged read returns its value with one appended string cut out, or cut short (often
+/// no longer linearizable, sometimes still so).
+pub fn append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History {
+    const SCALE: u64 = 1000;
+    let mut drafts = drafts(rng, shape);
+    for (i, d) in drafts.iter_mut().enumerate() {
+        d.call = match rng.random_range(0..10) {
+            0..=3 => Call::Read,
+            4 => Call::Write(Value::Str(format!("w{i}w"))),
+            _ => Call::Append(Value::Str(format!("x{i}y"))),
+        };
+    }
+    let end = drafts
+        .iter()
+        .map(|d| d.complete.unwrap_or(d.invoke))
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut points: Vec<(u64, usize)> = drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let from = d.invoke * SCALE + 1;
+            let point = match d.fate {
+                Fate::Ok => rng.random_range(from..d.complete.expect("completed") * SCALE),
+                Fate::Info if rng.random_bool(0.5) => rng.random_range(from..end * SCALE),
+                _ => return None,
+            };
+            Some((point, i))
+        })
+        .collect();
+    points.sort_unstable();
+    let mut state: Vec<Option<Value>> = vec![None; shape.keys as usize];
+    let mut outcomes: Vec<Outcome> = drafts
+        .iter()
+        .map(|d| match d.fate {
+            Fate::Ok => Outcome::Ok(None),
+            Fate::Fail => Outcome::Fail,
+            Fate::Info => Outcome::Info,
+        })
+        .collect();
+    for (_, i) in points {
+        let (d, value) = (&drafts[i], &mut state[drafts[i].key as usize]);
+        let seen = match &d.call {
+            Call::Read => value.clone(),
+            Call::Write(v) => {
+                *value = Some(v.clone());
+                None
+            }
+            Call::Append(v) => {
+                *value = Some(appended(value, v));
+                None
+            }
+            other => unreachable!("{other:?} is not generated"),
+        };
+        if d.fate == Fate::Ok {
+            outcomes[i] = Outcome::Ok(seen);
+        }
+    }
+    if tamper {
+        let reads: Vec<usize> = (0..drafts.len())
+            .filter(
+                |&i| matches!(&outcomes[i], Outcome::Ok(Some(Value::Str(s))) if s.contains('x')),
+            )
+            .collect();
+        if let Some(&i) = reads.choose(rng)
+            && let Outcome::Ok(Some(Value::Str(s))) = &outcomes[i]
+        {
+            let starts: Vec<usize> = s.match_indices('x').map(|(at, _)| at).collect();
+            let at = *starts.choose(rng).expect("a piece");
+            let tampered = if rng.random_bool(0.5) {
+                let len = s[at..].find('y').expect("pieces end in y") + 1;
+                format!("{}{}", &s[..at], &s[at + len..])
+            } else {
+                s[..at].to_owned()
+            };
+            outcomes[i] = Outcome::Ok((!tampered.is_empty()).then_some(Value::Str(tampered)));
+        }
+    }
+    history(shape, drafts, outcomes, None)
 }
 
 // ---------------------------------------------------------------------------------------------

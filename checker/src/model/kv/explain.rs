@@ -80,6 +80,39 @@ fn observation(
         .filter(|w| !std::ptr::eq(*w, c) && writes(w).is_some_and(|v| v == *seen))
         .collect();
     let initial = h.initial == *seen;
+    let has_appends = f.key_ops.iter().any(|&i| {
+        let a = &h.ops[i as usize];
+        matches!(a.call, Call::Append(_)) && !matches!(a.outcome, Outcome::Fail)
+    });
+    if has_appends {
+        if let Some(a) = lacking_append(f, c, seen) {
+            let append = &h.ops[a as usize];
+            let Call::Append(piece) = &append.call else {
+                unreachable!("lacking_append returns appends")
+            };
+            let sentence = format!(
+                "{what}, which lacks {piece}: process {}'s {} completed {}, before the {} began, \
+                 and nothing that replaces the value could have come between them",
+                append.process,
+                crate::verdict::describe(h, append),
+                f.when(append.complete.expect("lacking appends completed"), None),
+                c.call.func()
+            );
+            return said(sentence, Some(a));
+        }
+        if writers.is_empty() && !initial && !builds(h, f.key_ops, seen) {
+            return said(
+                format!(
+                    "{what}, but no operation wrote {} and no order of the appends builds it",
+                    Shown(seen)
+                ),
+                None,
+            );
+        }
+        if writers.is_empty() && !initial {
+            return unexplained();
+        }
+    }
     if writers.is_empty() && !initial {
         return said(
             format!("{what}, but no operation ever wrote {}", Shown(seen)),
@@ -165,6 +198,58 @@ fn observation(
     }
 }
 
+/// An acknowledged append that completed before `c` (which observed `seen`) began, with nothing
+/// that sets the value outright able to fall between them, whose string `seen` lacks: the
+/// latest to complete, as an index into the history's operations. (The refutation of
+/// `Kv::refute`, told in terms of the history.)
+fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Option<u32> {
+    let h = f.history;
+    let c_end = c.complete.map_or(u64::MAX, |e| e.index);
+    let seen = super::text(seen);
+    f.key_ops
+        .iter()
+        .copied()
+        .filter(|&a| {
+            let a = &h.ops[a as usize];
+            let (Call::Append(piece), Outcome::Ok(_), Some(done)) =
+                (&a.call, &a.outcome, a.complete)
+            else {
+                return false;
+            };
+            let piece = match piece {
+                Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                other => std::borrow::Cow::Owned(other.to_string()),
+            };
+            done.index < c.invoke.index
+                && !piece.is_empty()
+                && !seen.contains(&*piece)
+                && !f.key_ops.iter().any(|&w| {
+                    let w = &h.ops[w as usize];
+                    writes(w).is_some()
+                        && w.invoke.index < c_end
+                        && w.complete.is_none_or(|e| e.index > a.invoke.index)
+                })
+        })
+        .max_by_key(|&a| h.ops[a as usize].complete)
+}
+
+/// Whether `seen` is the initial value or a value some operation of `ops` sets outright,
+/// followed by strings `ops` append (a necessary condition for some order to build it).
+fn builds(h: &History, ops: &[u32], seen: &Option<Value>) -> bool {
+    let ops = || ops.iter().map(|&i| &h.ops[i as usize]);
+    let pieces = super::pieces::Pieces::new(ops().filter_map(|a| match (&a.call, &a.outcome) {
+        (_, Outcome::Fail) => None,
+        (Call::Append(Value::Str(s)), _) => Some(s.as_str()),
+        _ => None,
+    }));
+    let seen = super::text(seen);
+    let bases = std::iter::once(super::text(&h.initial).into_owned())
+        .chain(ops().filter_map(|w| writes(w).map(|v| super::text(&v).into_owned())));
+    bases
+        .filter(|b| seen.starts_with(b.as_str()))
+        .any(|b| pieces.build(&seen, b.len()))
+}
+
 /// The value an operation leaves in the key, when it sets one outright.
 fn writes(op: &Operation) -> Option<Option<Value>> {
     if matches!(op.outcome, Outcome::Fail | Outcome::PreconditionFailed) {
@@ -199,6 +284,23 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
         Value::Str(s) => s.clone(),
         other => other.to_string(),
     };
+    let pieces = super::pieces::Pieces::new(appends.iter().filter_map(|(_, a)| match a {
+        Value::Str(s) => Some(s.as_str()),
+        _ => None,
+    }));
+    // Every value set outright, as text, with its writer.
+    let writes_of: Vec<(u32, String)> = ops
+        .iter()
+        .filter_map(|&j| writes(op(j)).map(|v| (j, super::text(&v).into_owned())))
+        .collect();
+    let mut by_text: Vec<(String, Vec<u32>)> = Vec::new();
+    for &(j, a) in &appends {
+        let piece = text(a);
+        match by_text.iter_mut().find(|(p, _)| *p == piece) {
+            Some((_, js)) => js.push(j),
+            None => by_text.push((piece, vec![j])),
+        }
+    }
     let mut needs = Vec::new();
     for &i in ops {
         // A CAS whose precondition failed saw some other value: it needs a writer of one.
@@ -235,14 +337,39 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             continue;
         }
         if !appends.is_empty() {
+            // The value is the initial one or a written one, followed by appends. When appends
+            // alone cannot build it, it needs one of the writes it can start with; and in any
+            // case every append in what follows the longest of those.
             let s = text(seen);
-            let inside: Vec<Vec<u32>> = appends
-                .iter()
-                .filter(|(_, a)| s.contains(&text(a)))
-                .map(|&(j, _)| vec![j])
-                .collect();
-            if !inside.is_empty() {
-                needs.push((i, inside));
+            let initial = text(
+                history
+                    .initial
+                    .as_ref()
+                    .unwrap_or(&Value::Str(String::new())),
+            );
+            let mut from = 0;
+            let mut groups = Vec::new();
+            if !(s.starts_with(&initial) && pieces.build(&s, initial.len())) {
+                let bases: Vec<(u32, usize)> = writes_of
+                    .iter()
+                    .filter(|(_, w)| s.starts_with(w.as_str()) && pieces.build(&s, w.len()))
+                    .map(|&(j, ref w)| (j, w.len()))
+                    .collect();
+                if !bases.is_empty() {
+                    from = bases.iter().map(|&(_, len)| len).max().unwrap_or(0);
+                    groups.push(bases.into_iter().map(|(j, _)| j).collect());
+                }
+            }
+            let rest = &s[from..];
+            // One group per appended string: any of its appends will do.
+            groups.extend(
+                by_text
+                    .iter()
+                    .filter(|(piece, _)| rest.contains(piece.as_str()))
+                    .map(|(_, js)| js.clone()),
+            );
+            if !groups.is_empty() {
+                needs.push((i, groups));
             }
         } else if let Some(w) = writers.get(seen) {
             needs.push((i, vec![w.clone()]));

@@ -13,6 +13,7 @@
 //! | `info` write, delete, CAS, append | may be linearised at any point after its invocation, or never |
 
 mod explain;
+mod pieces;
 
 use std::borrow::Cow;
 
@@ -250,10 +251,11 @@ impl Model for Kv {
 
     /// The required operation that completes first among those observing a value no operation
     /// in the key's history could ever have put there (a read of it, or a CAS expecting it).
-    /// Appends build values, so keys with appends are left to the search.
+    /// On keys with appends, where values are built rather than written: a read that lacks an
+    /// append completed before it began ([`missing_append`]).
     fn refute(&self, ops: &[KeyOp<Step>]) -> Option<usize> {
         if self.has_appends {
-            return None;
+            return missing_append(&self.values, ops).map(|(read, _)| read);
         }
         let mut written = rustc_hash::FxHashSet::default();
         written.insert(self.initial);
@@ -285,6 +287,91 @@ impl Model for Kv {
 
     fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>)> {
         explain::sources(history, ops)
+    }
+}
+
+/// A required read that lacks an appended string although the append completed before the
+/// read began and nothing that sets the value outright (a write, CAS or delete, acknowledged or
+/// not) can fall between them: then every order puts the append before the read, appends only
+/// extend the value, and the read cannot hold. Returns `(read, append)` as indices into `ops`:
+/// of the reads so refuted, the one that completes first, and the latest such append before it.
+///
+/// A necessary condition only (a value holding the string somewhere is not thereby explained),
+/// so it never refutes a linearizable key; the search decides the rest.
+fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)> {
+    let pieces = pieces::Pieces::new(ops.iter().filter_map(|o| match o.step {
+        Step::Append(v) => Some(text_of(values, v)),
+        _ => None,
+    }));
+    // Completed appends by completion, with their piece (empty appends change nothing).
+    let mut appends: Vec<(u64, u64, u32, usize)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match (o.step, o.ret) {
+            (Step::Append(v), Some(ret)) => {
+                let id = pieces.id(text_of(values, v))?;
+                Some((ret, o.call, id, i))
+            }
+            _ => None,
+        })
+        .collect();
+    if appends.is_empty() {
+        return None;
+    }
+    appends.sort_unstable();
+    let setters: Vec<(u64, u64)> = ops
+        .iter()
+        .filter(|o| matches!(o.step, Step::Write(_) | Step::Cas(..)))
+        .map(|o| (o.call, o.ret.unwrap_or(u64::MAX)))
+        .collect();
+    let mut reads: Vec<(u64, u64, StateId, usize)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match (o.step, o.ret) {
+            (Step::Read(v), Some(ret)) => Some((ret, o.call, v, i)),
+            _ => None,
+        })
+        .collect();
+    reads.sort_unstable();
+    let mut found = vec![false; pieces.len()];
+    let mut scanned: Option<StateId> = None;
+    for &(ret, call, value, read) in &reads {
+        // An append invoked before a setter completed may have been replaced by it.
+        let barrier = setters
+            .iter()
+            .filter(|&&(w_call, _)| w_call < ret)
+            .map(|&(_, w_ret)| w_ret)
+            .max()
+            .unwrap_or(0);
+        let done = appends.partition_point(|&(a_ret, ..)| a_ret < call);
+        let mut lacking = appends[..done]
+            .iter()
+            .rev()
+            .filter(|&&(_, a_call, ..)| a_call >= barrier);
+        let Some(first) = lacking.next() else {
+            continue;
+        };
+        if scanned != Some(value) {
+            pieces.contained(text_of(values, value), &mut found);
+            scanned = Some(value);
+        }
+        if let Some(&(.., append)) = std::iter::once(first)
+            .chain(lacking)
+            .find(|&&(_, _, id, _)| !found[id as usize])
+        {
+            return Some((read, append));
+        }
+    }
+    None
+}
+
+fn text_of(values: &Values, id: StateId) -> &str {
+    match values.get(id) {
+        None => "",
+        Some(Value::Str(s)) => s,
+        // Appends work on text; other values (integers) take part through their text, which
+        // the pieces cannot borrow: treat them as holding no piece.
+        Some(_) => "",
     }
 }
 

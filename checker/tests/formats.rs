@@ -553,6 +553,16 @@ fn jsonl_read_in_parallel_chunks_keeps_order_and_line_numbers() {
         line_of(read(&broken.join("\n"), Format::Jsonl).unwrap_err()),
         9002
     );
+    // An index out of order deep in the file: both lines it names count from the file's start.
+    let mut swapped = lines.clone();
+    swapped.swap(9001, 9002);
+    let err = read(&swapped.join("\n"), Format::Jsonl).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("index 9002 follows index 9000 (line 9001)"),
+        "{err}"
+    );
+    assert_eq!(line_of(err), 9002);
 }
 
 #[test]

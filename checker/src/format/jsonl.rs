@@ -328,7 +328,15 @@ impl Reader {
         if let Some((_, error)) = stray {
             return Err(error);
         }
-        if let Some((line, message)) = chunk.error {
+        if let Some((line, error)) = chunk.error {
+            let message = match error {
+                ChunkError::Line(message) => message,
+                // The chunk counted lines from its own start.
+                ChunkError::Index {
+                    prev: (at, index),
+                    next,
+                } => index_error((offset + at, index), next).expect("a recorded index error"),
+            };
             return Err(ReadError::at(offset + line, message));
         }
         self.lines += chunk.lines;
@@ -404,12 +412,23 @@ fn split_lines(text: &str, parts: usize, min: usize) -> Vec<&str> {
 struct Chunk<'a> {
     events: Vec<Parsed<'a>>,
     lines: u64,
-    error: Option<(u64, String)>,
+    error: Option<(u64, ChunkError)>,
     /// The first event of each [`Kind`].
     first: [Option<First>; 2],
     /// The first and the last `index` field, with their lines.
     first_index: Option<(u64, u64)>,
     last_index: Option<(u64, u64)>,
+}
+
+/// Why a chunk stopped, at a line counted from the chunk's start.
+enum ChunkError {
+    Line(String),
+    /// The `index` field broke its rule; `prev` is the last index before it, with its line.
+    /// Told once the chunk's place in the file is known (the message names `prev`'s line).
+    Index {
+        prev: (u64, u64),
+        next: u64,
+    },
 }
 
 /// The rule for the `index` field: where present, one more than the previous line's.
@@ -436,16 +455,20 @@ fn parse_chunk(text: &str) -> Chunk<'_> {
     for raw in text.split_terminator('\n') {
         chunk.lines += 1;
         let line = chunk.lines;
-        let parsed = parse_line(raw, line).and_then(|(index, event)| {
-            if let Some(index) = index {
-                if let Some(e) = chunk.last_index.and_then(|prev| index_error(prev, index)) {
-                    return Err(e);
+        let parsed = parse_line(raw, line)
+            .map_err(ChunkError::Line)
+            .and_then(|(index, event)| {
+                if let Some(index) = index {
+                    if let Some(prev) = chunk.last_index
+                        && index_error(prev, index).is_some()
+                    {
+                        return Err(ChunkError::Index { prev, next: index });
+                    }
+                    chunk.first_index.get_or_insert((line, index));
+                    chunk.last_index = Some((line, index));
                 }
-                chunk.first_index.get_or_insert((line, index));
-                chunk.last_index = Some((line, index));
-            }
-            Ok(event)
-        });
+                Ok(event)
+            });
         match parsed {
             Ok(Some(event)) => {
                 let (kind, f) = event.function();
@@ -457,8 +480,8 @@ fn parse_chunk(text: &str) -> Chunk<'_> {
                 chunk.events.push(event);
             }
             Ok(None) => {}
-            Err(message) => {
-                chunk.error = Some((line, message));
+            Err(error) => {
+                chunk.error = Some((line, error));
                 break;
             }
         }

@@ -12,6 +12,8 @@ use crate::cli::{CheckArgs, EXIT_USAGE};
 /// How many invalid keys to show in full, and how many unknown keys to list.
 const SHOW_INVALID: usize = 3;
 const SHOW_UNKNOWN: usize = 10;
+/// How many operations of a core to list (a value built by hundreds of appends needs them all).
+const SHOW_CORE: usize = 30;
 
 pub fn run(args: &CheckArgs) -> u8 {
     let options = ReadOptions {
@@ -186,8 +188,15 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
                 "  these {n} cannot be ordered (shrinking ran out of time: perhaps not the smallest):"
             );
         }
-        for op in &core.ops {
+        for op in core.ops.iter().take(SHOW_CORE) {
             let _ = writeln!(out, "    {}", op_line(op, timed));
+        }
+        if core.ops.len() > SHOW_CORE {
+            let _ = writeln!(
+                out,
+                "    ... and {} more (--json lists them all)",
+                core.ops.len() - SHOW_CORE
+            );
         }
     }
     let _ = writeln!(

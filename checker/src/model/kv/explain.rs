@@ -206,6 +206,15 @@ fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Optio
     let h = f.history;
     let c_end = c.complete.map_or(u64::MAX, |e| e.index);
     let seen = super::text(seen);
+    // Appends invoked before this could have been replaced by a write that may fall before `c`.
+    let barrier = f
+        .key_ops
+        .iter()
+        .map(|&w| &h.ops[w as usize])
+        .filter(|w| writes(w).is_some() && w.invoke.index < c_end)
+        .map(|w| w.complete.map_or(u64::MAX, |e| e.index))
+        .max()
+        .unwrap_or(0);
     f.key_ops
         .iter()
         .copied()
@@ -221,14 +230,9 @@ fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Optio
                 other => std::borrow::Cow::Owned(other.to_string()),
             };
             done.index < c.invoke.index
+                && a.invoke.index >= barrier
                 && !piece.is_empty()
                 && !seen.contains(&*piece)
-                && !f.key_ops.iter().any(|&w| {
-                    let w = &h.ops[w as usize];
-                    writes(w).is_some()
-                        && w.invoke.index < c_end
-                        && w.complete.is_none_or(|e| e.index > a.invoke.index)
-                })
         })
         .max_by_key(|&a| h.ops[a as usize].complete)
 }
@@ -239,7 +243,7 @@ fn builds(h: &History, ops: &[u32], seen: &Option<Value>) -> bool {
     let ops = || ops.iter().map(|&i| &h.ops[i as usize]);
     let pieces = super::pieces::Pieces::new(ops().filter_map(|a| match (&a.call, &a.outcome) {
         (_, Outcome::Fail) => None,
-        (Call::Append(Value::Str(s)), _) => Some(s.as_str()),
+        (Call::Append(v), _) => Some(super::text(&Some(v.clone())).into_owned()),
         _ => None,
     }));
     let seen = super::text(seen);
@@ -284,23 +288,20 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
         Value::Str(s) => s.clone(),
         other => other.to_string(),
     };
-    let pieces = super::pieces::Pieces::new(appends.iter().filter_map(|(_, a)| match a {
-        Value::Str(s) => Some(s.as_str()),
-        _ => None,
-    }));
+    let pieces = super::pieces::Pieces::new(appends.iter().map(|(_, a)| text(a)));
     // Every value set outright, as text, with its writer.
     let writes_of: Vec<(u32, String)> = ops
         .iter()
         .filter_map(|&j| writes(op(j)).map(|v| (j, super::text(&v).into_owned())))
         .collect();
-    let mut by_text: Vec<(String, Vec<u32>)> = Vec::new();
+    // The appends of each piece, by piece id.
+    let mut by_piece: Vec<Vec<u32>> = vec![Vec::new(); pieces.len()];
     for &(j, a) in &appends {
-        let piece = text(a);
-        match by_text.iter_mut().find(|(p, _)| *p == piece) {
-            Some((_, js)) => js.push(j),
-            None => by_text.push((piece, vec![j])),
+        if let Some(id) = pieces.id(&text(a)) {
+            by_piece[id as usize].push(j);
         }
     }
+    let mut found = vec![false; pieces.len()];
     let mut needs = Vec::new();
     for &i in ops {
         // A CAS whose precondition failed saw some other value: it needs a writer of one.
@@ -362,10 +363,12 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             }
             let rest = &s[from..];
             // One group per appended string: any of its appends will do.
+            pieces.contained(rest, &mut found);
             groups.extend(
-                by_text
+                by_piece
                     .iter()
-                    .filter(|(piece, _)| rest.contains(piece.as_str()))
+                    .enumerate()
+                    .filter(|&(id, _)| found[id])
                     .map(|(_, js)| js.clone()),
             );
             if !groups.is_empty() {

@@ -295,12 +295,17 @@ impl Model for Kv {
 /// not) can fall between them: then every order puts the append before the read, appends only
 /// extend the value, and the read cannot hold. Returns `(read, append)` as indices into `ops`:
 /// of the reads so refuted, the one that completes first, and the latest such append before it.
+/// Only the latest appends before each read are looked at (`LOOKBACK`).
 ///
 /// A necessary condition only (a value holding the string somewhere is not thereby explained),
 /// so it never refutes a linearizable key; the search decides the rest.
 fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)> {
+    // Each read is checked against the latest appends before it only, so that a long key costs
+    // O(reads), not O(reads × appends); an older missing append is left to the search.
+    const LOOKBACK: usize = 256;
+    let text_of = |id: StateId| text(values.get(id));
     let pieces = pieces::Pieces::new(ops.iter().filter_map(|o| match o.step {
-        Step::Append(v) => Some(text_of(values, v)),
+        Step::Append(v) => Some(text_of(v)),
         _ => None,
     }));
     // Completed appends by completion, with their piece (empty appends change nothing).
@@ -309,7 +314,7 @@ fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)
         .enumerate()
         .filter_map(|(i, o)| match (o.step, o.ret) {
             (Step::Append(v), Some(ret)) => {
-                let id = pieces.id(text_of(values, v))?;
+                let id = pieces.id(&text_of(v))?;
                 Some((ret, o.call, id, i))
             }
             _ => None,
@@ -347,12 +352,13 @@ fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)
         let mut lacking = appends[..done]
             .iter()
             .rev()
-            .filter(|&&(_, a_call, ..)| a_call >= barrier);
+            .filter(|&&(_, a_call, ..)| a_call >= barrier)
+            .take(LOOKBACK);
         let Some(first) = lacking.next() else {
             continue;
         };
         if scanned != Some(value) {
-            pieces.contained(text_of(values, value), &mut found);
+            pieces.contained(&text_of(value), &mut found);
             scanned = Some(value);
         }
         if let Some(&(.., append)) = std::iter::once(first)
@@ -363,16 +369,6 @@ fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)
         }
     }
     None
-}
-
-fn text_of(values: &Values, id: StateId) -> &str {
-    match values.get(id) {
-        None => "",
-        Some(Value::Str(s)) => s,
-        // Appends work on text; other values (integers) take part through their text, which
-        // the pieces cannot borrow: treat them as holding no piece.
-        Some(_) => "",
-    }
 }
 
 /// The lookahead of [`Kv::viable`] for a key with appends, out of line: most keys have none.

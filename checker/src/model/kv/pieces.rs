@@ -18,13 +18,14 @@ pub(super) struct Pieces {
 
 impl Pieces {
     /// The pieces of `texts` (duplicates and empty strings are ignored).
-    pub(super) fn new<'a>(texts: impl IntoIterator<Item = &'a str>) -> Pieces {
+    pub(super) fn new(texts: impl IntoIterator<Item = impl AsRef<str>>) -> Pieces {
         let mut ids: FxHashMap<String, u32> = FxHashMap::default();
-        let mut patterns: Vec<&str> = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
         for t in texts {
+            let t = t.as_ref();
             if !t.is_empty() && !ids.contains_key(t) {
                 ids.insert(t.to_owned(), patterns.len() as u32);
-                patterns.push(t);
+                patterns.push(t.to_owned());
             }
         }
         let lens = patterns.iter().map(|p| p.len()).collect();
@@ -116,6 +117,6 @@ mod tests {
         assert!(!p.build("x1yx2", 0), "a piece cut short");
         assert!(!p.build("x1yzx2y", 0), "something between pieces");
         assert!(!p.build("basex2y", 0), "the base is not a piece");
-        assert!(!Pieces::new([]).build("a", 0));
+        assert!(!Pieces::new([""; 0]).build("a", 0));
     }
 }

@@ -49,6 +49,16 @@ pub(crate) fn shrink<M: Model>(
     memory_limit: usize,
     new_model: &impl Fn() -> M,
 ) -> Shrunk {
+    // Operations the model drops (a `fail`, a read that returned nothing) change nothing: they
+    // are never part of a core, nor anyone's partner or source.
+    let mut model = new_model();
+    let ops: Vec<u32> = ops
+        .iter()
+        .copied()
+        .filter(|&i| model.compile(&history.ops[i as usize]).is_some())
+        .collect();
+    let ops = &ops[..];
+    let kept: rustc_hash::FxHashSet<u32> = ops.iter().copied().collect();
     let mut oracle = Oracle {
         history,
         needs: M::sources(history, ops).into_iter().collect(),
@@ -58,7 +68,8 @@ pub(crate) fn shrink<M: Model>(
         new_model,
     };
     let mut current = ops.to_vec();
-    for guess in guesses {
+    for mut guess in guesses {
+        guess.retain(|i| kept.contains(i));
         let guess = oracle.complete(guess, ops);
         if guess.len() < current.len() && oracle.invalid(&guess) == Some(true) {
             current = guess;

@@ -89,6 +89,39 @@ fn mutex_handed_to_two_clients_at_once_is_invalid_and_said_so() {
     assert_eq!(core.ops.len(), 4, "{core:#?}");
 }
 
+/// A failed operation did not happen: it is never part of a core, nor the partner that would
+/// keep an acquire in one (here process 3's failed release would have paired with its acquire).
+#[test]
+fn a_failed_operation_is_never_part_of_a_core() {
+    let result = checked(
+        ModelKind::Mutex,
+        &edn("3 invoke acquire
+              3 ok acquire
+              0 invoke acquire
+              0 ok acquire
+              3 invoke release
+              3 fail release"),
+    );
+    assert!(
+        explanation(&result).contains("held by two clients at once"),
+        "{result:#?}"
+    );
+    let core = result.keys[0]
+        .anomaly
+        .as_ref()
+        .unwrap()
+        .core
+        .as_ref()
+        .unwrap();
+    let ops: Vec<(u64, &str)> = core
+        .ops
+        .iter()
+        .map(|o| (o.process, o.text.as_str()))
+        .collect();
+    assert_eq!(ops, [(3, "acquire"), (0, "acquire")], "{core:#?}");
+    assert!(core.minimal);
+}
+
 #[test]
 fn mutex_taken_in_turns_is_valid_even_when_acquires_overlap() {
     let result = checked(

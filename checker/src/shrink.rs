@@ -137,19 +137,29 @@ impl<M: Model, F: Fn() -> M> Oracle<'_, F> {
         }
     }
 
-    /// `ops` with, for every group of sources one of its operations needs and lacks, the
-    /// group's first operation, until nothing lacks one; in the order of `order` (the key's
-    /// operations, by invocation).
+    /// `ops` with, for every group of sources one of its operations needs and lacks, one of the
+    /// group, until nothing lacks one; in the order of `order` (the key's operations, by
+    /// invocation). Of a group, the one invoked last before the observer completed: the source
+    /// an explanation names (the latest write of the value a read returned).
     fn complete(&self, ops: Vec<u32>, order: &[u32]) -> Vec<u32> {
+        let h = self.history;
         let mut kept: rustc_hash::FxHashSet<u32> = ops.iter().copied().collect();
         let mut todo = ops;
         while let Some(i) = todo.pop() {
+            let end = h.ops[i as usize].complete.map_or(u64::MAX, |e| e.index);
             for group in self.needs.get(&i).into_iter().flatten() {
-                if !group.iter().any(|j| kept.contains(j))
-                    && let Some(&first) = group.first()
-                {
-                    kept.insert(first);
-                    todo.push(first);
+                if group.iter().any(|j| kept.contains(j)) {
+                    continue;
+                }
+                let invoked = |j: &&u32| h.ops[**j as usize].invoke.index;
+                let chosen = group
+                    .iter()
+                    .filter(|j| invoked(j) < end)
+                    .max_by_key(invoked)
+                    .or(group.first());
+                if let Some(&j) = chosen {
+                    kept.insert(j);
+                    todo.push(j);
                 }
             }
         }

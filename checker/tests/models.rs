@@ -89,6 +89,39 @@ fn mutex_handed_to_two_clients_at_once_is_invalid_and_said_so() {
     assert_eq!(core.ops.len(), 4, "{core:#?}");
 }
 
+/// When a value was written twice, the core keeps the write the sentence names (the latest
+/// before the read), not another one that would do as well.
+#[test]
+fn the_core_keeps_the_write_the_explanation_names() {
+    let result = checked(
+        ModelKind::CasRegister,
+        &edn("0 invoke write 4
+              0 ok write 4
+              1 invoke write 0
+              1 ok write 0
+              0 invoke write 4
+              0 ok write 4
+              1 invoke write 0
+              1 ok write 0
+              2 invoke read nil
+              2 ok read 4"),
+    );
+    let said = explanation(&result);
+    assert!(
+        said.contains("process 0's write 4 completed at 0.006000 s"),
+        "{said}"
+    );
+    let core = result.keys[0]
+        .anomaly
+        .as_ref()
+        .unwrap()
+        .core
+        .as_ref()
+        .unwrap();
+    let lines: Vec<u64> = core.ops.iter().map(|o| o.invoke_line).collect();
+    assert_eq!(lines, [5, 7, 9], "{core:#?}");
+}
+
 /// A failed operation did not happen: it is never part of a core, nor the partner that would
 /// keep an acquire in one (here process 3's failed release would have paired with its acquire).
 #[test]

@@ -206,12 +206,12 @@ struct Flat<'a> {
 }
 
 impl<'a> Form<'a> {
-    /// The field `key` (as [`get`]); of a repeated key, the last, as a map keeps it.
+    /// The field `key` (as [`get`]).
     fn get(&self, key: &'static str) -> Option<&Edn<'a>> {
         match self {
             Form::Flat(f) => f.keys[..f.len]
                 .iter()
-                .rposition(|k| *k == key)
+                .position(|k| *k == key)
                 .map(|i| &f.values[i]),
             Form::Edn(op) => get(op, key),
         }
@@ -373,7 +373,8 @@ fn flat_map(text: &str) -> Option<(Flat<'_>, usize)> {
         let (key, next) = flat_keyword(text, i + 1)?;
         i = skip_blanks(b, next)?;
         let (value, next) = flat_value(text, i, 0)?;
-        if map.len == FLAT_FIELDS {
+        // The EDN reader refuses a repeated key: leave the map to it.
+        if map.len == FLAT_FIELDS || map.keys[..map.len].contains(&key) {
             return None;
         }
         map.keys[map.len] = key;
@@ -504,6 +505,7 @@ mod flat_map_tests {
             "{:f read}",
             "{:value 007}",
             "{:value +3}",
+            "{:process 1, :type :ok, :process 2}",
         ] {
             assert!(flat_map(text).is_none(), "{text}");
         }

@@ -14,6 +14,7 @@
 //! events (`jsonl.rs`).
 
 mod edn;
+mod edn_scan;
 mod jepsen_log;
 mod jsonl;
 mod jsonl_scan;

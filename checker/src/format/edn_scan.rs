@@ -57,6 +57,14 @@ impl<'a> Atom<'a> {
         })
     }
 
+    /// The EDN value this atom stands for.
+    pub(super) fn into_edn(self) -> Edn<'a> {
+        match self {
+            Atom::Edn(v) => v,
+            scalar => scalar.to_edn().into_owned(),
+        }
+    }
+
     /// The keyword's name, if this is a keyword.
     pub(super) fn keyword(&self) -> Option<&str> {
         match self {
@@ -182,6 +190,16 @@ fn field_index(name: &str) -> Option<usize> {
     })
 }
 
+/// Reads one EDN value (a scalar or a vector of them) that is the whole of `text`; `None` for
+/// anything else, which the EDN reader then reads.
+pub(super) fn value(text: &str) -> Option<Atom<'_>> {
+    if text.is_empty() {
+        return None;
+    }
+    let (v, used) = atom(text, 0, 0)?;
+    (used == text.len()).then_some(v)
+}
+
 /// Skips spaces, tabs and commas on the current line; `None` at a line's or the text's end.
 #[inline(always)]
 fn skip_blanks(b: &[u8], mut i: usize) -> Option<usize> {
@@ -236,10 +254,7 @@ fn vector(text: &str, i: usize, depth: usize) -> Option<(Vec<Edn<'_>>, usize)> {
             return Some((items, i + 1));
         }
         let (item, next) = atom(text, i, depth + 1)?;
-        items.push(match item {
-            Atom::Edn(v) => v,
-            scalar => scalar.to_edn().into_owned(),
-        });
+        items.push(item.into_edn());
         i = next;
     }
 }
@@ -535,5 +550,32 @@ mod tests {
             read > 10_000 && declined > 10_000,
             "{read} read, {declined} declined"
         );
+    }
+
+    #[test]
+    fn atoms_read_as_the_edn_values_they_stand_for() {
+        for text in [
+            "nil",
+            "true",
+            "false",
+            "-12",
+            "0",
+            r#""s""#,
+            r#""a\"b""#,
+            ":k",
+            "[1 [2 3]]",
+            "[]",
+        ] {
+            let atom = value(text).unwrap_or_else(|| panic!("declined {text}"));
+            let edn = edn::read_string(text).unwrap();
+            assert_eq!(atom, Atom::from_edn(&edn), "{text}");
+            assert_eq!(*atom.to_edn(), edn, "{text}");
+            assert_eq!(atom.clone().into_edn(), edn, "{text}");
+            assert_eq!(atom.scalar(), scalar(&edn), "{text}");
+            assert_eq!(atom.required(), super::super::edn::required(&edn), "{text}");
+        }
+        for text in ["", " nil", "nil ", "1.5", "[1", "sym", "[1] x"] {
+            assert_eq!(value(text), None, "{text}");
+        }
     }
 }

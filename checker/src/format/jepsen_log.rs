@@ -7,7 +7,10 @@
 //! was absent, a `:fail :cas` observed that the register did not hold the expected value, and a
 //! `:fail :read` (a timed-out read) carries no information.
 
+use memchr::memmem;
+
 use super::edn::{Kind, parse_value};
+use super::edn_scan;
 use super::knossos::{Dialect, RawOp, Reader};
 use crate::error::ReadError;
 use crate::history::History;
@@ -16,14 +19,21 @@ use crate::model::ModelKind;
 const MARKER: &str = "jepsen.util - ";
 
 pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
+    read_values(text, model, true)
+}
+
+/// [`read`], with the values scanned by [`edn_scan::value`] when `scan` (always, but in the tests
+/// that compare it with the EDN reader) or else all read by the EDN reader.
+fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, ReadError> {
     let mut reader = Reader::new(model, Dialect::Log);
+    let marker = memmem::Finder::new(MARKER);
     for (n, raw) in text.lines().enumerate() {
         let line = n as u64 + 1;
         let at = |m: String| ReadError::at(line, m);
-        let Some(start) = raw.find(MARKER) else {
+        let Some(start) = marker.find(raw.as_bytes()) else {
             continue;
         };
-        let (process, rest) = token(&raw[start + MARKER.len()..]);
+        let [process, kind, f, value] = columns(&raw[start + MARKER.len()..]);
         if process == ":nemesis" {
             continue;
         }
@@ -32,7 +42,6 @@ pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
                 "process must be a non-negative integer or :nemesis, not {process:?}"
             ))
         })?;
-        let (kind, rest) = token(rest);
         let kind = match kind {
             ":invoke" => Kind::Invoke,
             ":ok" => Kind::Ok,
@@ -44,8 +53,11 @@ pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
                 )));
             }
         };
-        let (f, value) = token(rest);
-        let value = parse_value(value.trim_end()).map_err(at)?;
+        // Values are nearly always nil, an integer, a keyword or a pair: scanned directly.
+        let value = match edn_scan::value(value).filter(|_| scan) {
+            Some(v) => v.into_edn(),
+            None => parse_value(value).map_err(at)?,
+        };
         reader.op(RawOp {
             line,
             time: None,
@@ -58,9 +70,104 @@ pub(super) fn read(text: &str, model: ModelKind) -> Result<History, ReadError> {
     Ok(reader.finish(None))
 }
 
+/// The process, type and function (the first three whitespace-separated tokens) after the
+/// marker, and the rest of the line, the value, without its trailing whitespace.
+fn columns(s: &str) -> [&str; 4] {
+    let token = if s.is_ascii() { ascii_token } else { token };
+    let (process, rest) = token(s);
+    let (kind, rest) = token(rest);
+    let (f, value) = token(rest);
+    [process, kind, f, value.trim_end()]
+}
+
 /// Splits off the first whitespace-separated token.
 fn token(s: &str) -> (&str, &str) {
     let s = s.trim_start();
     let end = s.find(char::is_whitespace).unwrap_or(s.len());
     (&s[..end], s[end..].trim_start())
+}
+
+/// [`token`] for ASCII text, byte by byte.
+fn ascii_token(s: &str) -> (&str, &str) {
+    // The ASCII characters `char::is_whitespace` holds whitespace.
+    let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let b = s.as_bytes();
+    let start = b.iter().take_while(|c| blank(c)).count();
+    let end = start + b[start..].iter().take_while(|c| !blank(c)).count();
+    let next = end + b[end..].iter().take_while(|c| blank(c)).count();
+    (&s[start..end], &s[next..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_tokens_split_as_unicode_ones_do() {
+        for s in [
+            "1\t:invoke\t:cas\t[1 2]",
+            "  1   :ok :read  nil  ",
+            "\x0b1\x0c:ok\r:read",
+            "",
+            " ",
+            "x",
+            ":nemesis\t:info",
+        ] {
+            assert_eq!(ascii_token(s), token(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn logs_read_the_same_with_values_scanned_as_without() {
+        let values = [
+            "3",
+            "-3",
+            "007",
+            "+3",
+            "1.5",
+            "99999999999999999999",
+            "nil",
+            ":timed-out",
+            "[3 4]",
+            "[3   4]",
+            "[3,4]",
+            "[3 4 5]",
+            "[nil 4]",
+            "[1",
+            "3 4",
+            "3 ; c",
+            "#_ 4 3",
+            ",3,",
+            "\"str\"",
+            "\"s\\\"t\"",
+            "{:a 1}",
+            "sym",
+            "",
+            "[[1 2] 3]",
+        ];
+        let mut errors = 0;
+        for model in [ModelKind::CasRegister, ModelKind::Register] {
+            for f in [":write", ":cas", ":read"] {
+                for value in values {
+                    for completion in [":ok", ":fail", ":info"] {
+                        let text = format!(
+                            "INFO  jepsen.util - 0\t:invoke\t:write\t1\n\
+                             INFO  jepsen.util - 0\t:ok\t:write\t1\n\
+                             INFO  jepsen.util - 1\t:invoke\t{f}\t{value}\n\
+                             INFO  jepsen.util - 1 {completion}  {f}   {value}\n"
+                        );
+                        let outcome = |scan| match read_values(&text, model, scan) {
+                            Ok(h) => format!("{h:?}"),
+                            Err(e) => format!("error: {e}"),
+                        };
+                        let fast = outcome(true);
+                        errors += usize::from(fast.starts_with("error"));
+                        assert_eq!(fast, outcome(false), "{text}");
+                    }
+                }
+            }
+        }
+        // Both readings are exercised.
+        assert!(errors > 100 && errors < 400, "{errors} errors");
+    }
 }

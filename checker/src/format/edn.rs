@@ -37,6 +37,7 @@ fn knossos(
     initial: Option<Value>,
 ) -> Result<History, ReadError> {
     let mut reader = Reader::new(model, Dialect::Edn);
+    reader.reserve_for(forms.text);
     let mut op = Op::default();
     while let Some(line) = forms.next_op(&mut op)? {
         let Some(header) = header(&op, line)? else {
@@ -61,6 +62,7 @@ pub(super) fn read_porcupine_kv(text: &str) -> Result<History, ReadError> {
 
 fn porcupine_kv(mut forms: Forms) -> Result<History, ReadError> {
     let mut builder = Builder::new();
+    builder.reserve_for(forms.text);
     let mut op = Op::default();
     while let Some(line) = forms.next_op(&mut op)? {
         let at = |m: String| ReadError::at(line, m);

@@ -209,7 +209,9 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(History, Format)
     };
     check_model(format, options)?;
     if format != Format::Jsonl {
-        file.read_to_end(&mut buf)?;
+        if buf.len() == JSONL_PIECE {
+            file.read_to_end(&mut buf)?;
+        }
         let text = String::from_utf8(buf).map_err(|_| invalid_utf8())?;
         // A text longer than the head it was recognised from is recognised again, whole, as
         // `read_str` does.

@@ -60,8 +60,12 @@ impl<'a> Atom<'a> {
     /// The EDN value this atom stands for.
     pub(super) fn into_edn(self) -> Edn<'a> {
         match self {
+            Atom::Nil => Edn::Nil,
+            Atom::Bool(b) => Edn::Bool(b),
+            Atom::Int(i) => Edn::Int(i),
+            Atom::Str(s) => Edn::Str(s),
+            Atom::Key(k) => Edn::Key(k),
             Atom::Edn(v) => v,
-            scalar => scalar.to_edn().into_owned(),
         }
     }
 

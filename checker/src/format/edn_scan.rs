@@ -196,11 +196,18 @@ fn field_index(name: &str) -> Option<usize> {
 
 /// Reads one EDN value (a scalar or a vector of them) that is the whole of `text`; `None` for
 /// anything else, which the EDN reader then reads.
-pub(super) fn value(text: &str) -> Option<Atom<'_>> {
-    if text.is_empty() {
-        return None;
-    }
-    let (v, used) = atom(text, 0, 0)?;
+///
+/// A vector's items go in `spare` (emptied first), so that a caller reading many values can
+/// hand back the last one's and spare an allocation per vector.
+pub(super) fn value<'a>(text: &'a str, spare: &mut Vec<Edn<'a>>) -> Option<Atom<'a>> {
+    let (v, used) = match text.as_bytes().first()? {
+        b'[' => {
+            spare.clear();
+            let (items, used) = vector(text, 0, 0, std::mem::take(spare))?;
+            (Atom::Edn(Edn::Vector(items)), used)
+        }
+        _ => atom(text, 0, 0)?,
+    };
     (used == text.len()).then_some(v)
 }
 
@@ -227,7 +234,7 @@ fn delimiter(c: Option<&u8>) -> bool {
 fn atom(text: &str, i: usize, depth: usize) -> Option<(Atom<'_>, usize)> {
     let b = text.as_bytes();
     match b[i] {
-        b'[' => vector(text, i, depth).map(|(v, e)| (Atom::Edn(Edn::Vector(v)), e)),
+        b'[' => vector(text, i, depth, Vec::new()).map(|(v, e)| (Atom::Edn(Edn::Vector(v)), e)),
         b':' => keyword(text, i + 1).map(|(name, e)| (Atom::Key(Cow::Borrowed(name)), e)),
         b'"' => string(text, i),
         b'-' | b'0'..=b'9' => integer(text, i),
@@ -244,13 +251,18 @@ fn atom(text: &str, i: usize, depth: usize) -> Option<(Atom<'_>, usize)> {
     }
 }
 
-/// A vector at `i` of scalars and vectors (at most three deep in all), as EDN values.
-fn vector(text: &str, i: usize, depth: usize) -> Option<(Vec<Edn<'_>>, usize)> {
+/// A vector at `i` of scalars and vectors (at most three deep in all), as EDN values, pushed
+/// onto `items` (empty).
+fn vector<'a>(
+    text: &'a str,
+    i: usize,
+    depth: usize,
+    mut items: Vec<Edn<'a>>,
+) -> Option<(Vec<Edn<'a>>, usize)> {
     if depth > 2 {
         return None;
     }
     let b = text.as_bytes();
-    let mut items = Vec::new();
     let mut i = i + 1;
     loop {
         i = skip_blanks(b, i)?;
@@ -570,7 +582,8 @@ mod tests {
             "[1 [2 3]]",
             "[]",
         ] {
-            let atom = value(text).unwrap_or_else(|| panic!("declined {text}"));
+            let atom =
+                value(text, &mut vec![Edn::Nil]).unwrap_or_else(|| panic!("declined {text}"));
             let edn = edn::read_string(text).unwrap();
             assert_eq!(atom, Atom::from_edn(&edn), "{text}");
             assert_eq!(*atom.to_edn(), edn, "{text}");
@@ -579,7 +592,7 @@ mod tests {
             assert_eq!(atom.required(), super::super::edn::required(&edn), "{text}");
         }
         for text in ["", " nil", "nil ", "1.5", "[1", "sym", "[1] x"] {
-            assert_eq!(value(text), None, "{text}");
+            assert_eq!(value(text, &mut Vec::new()), None, "{text}");
         }
     }
 }

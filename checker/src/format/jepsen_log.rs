@@ -7,6 +7,7 @@
 //! was absent, a `:fail :cas` observed that the register did not hold the expected value, and a
 //! `:fail :read` (a timed-out read) carries no information.
 
+use clojure_reader::edn::Edn;
 use memchr::memmem;
 
 use super::edn::{Kind, parse_value};
@@ -28,7 +29,8 @@ fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, Read
     let mut reader = Reader::new(model, Dialect::Log);
     reader.reserve_for(text);
     let marker = memmem::Finder::new(MARKER);
-    for (n, raw) in text.lines().enumerate() {
+    let mut spare = Vec::new();
+    for (n, raw) in lines(text).enumerate() {
         let line = n as u64 + 1;
         let at = |m: String| ReadError::at(line, m);
         let Some(start) = marker.find(raw.as_bytes()) else {
@@ -55,7 +57,12 @@ fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, Read
             }
         };
         // Values are nearly always nil, an integer, a keyword or a pair: scanned directly.
-        let value = match edn_scan::value(value).filter(|_| scan) {
+        let scanned = if scan {
+            edn_scan::value(value, &mut spare)
+        } else {
+            None
+        };
+        let mut value = match scanned {
             Some(v) => v.into_edn(),
             None => parse_value(value).map_err(at)?,
         };
@@ -67,8 +74,32 @@ fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, Read
             f: f.strip_prefix(':'),
             value: &value,
         })?;
+        // The next vector's items go where this one's were.
+        if let Edn::Vector(items) = &mut value {
+            spare = std::mem::take(items);
+        }
     }
     Ok(reader.finish(None))
+}
+
+/// The lines of `text`, as [`str::lines`] splits them (a `\r` before a `\n` is not part of the
+/// line), found with memchr.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let line = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(end) => {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                line.strip_suffix('\r').unwrap_or(line)
+            }
+            None => std::mem::take(&mut rest),
+        };
+        Some(line)
+    })
 }
 
 /// The process, type and function (the first three whitespace-separated tokens) after the
@@ -121,6 +152,28 @@ fn token(s: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_split_as_str_lines_does() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\nb\r\n",
+            "a\r\n\r\nb",
+            "a\rb\r",
+            "\r",
+            "\r\n",
+            "a\n\nb\n\n",
+        ] {
+            assert_eq!(
+                lines(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn ascii_columns_split_as_unicode_ones_do() {

@@ -33,7 +33,7 @@ fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, Read
     for (n, raw) in lines(text).enumerate() {
         let line = n as u64 + 1;
         let at = |m: String| ReadError::at(line, m);
-        let Some(start) = marker.find(raw.as_bytes()) else {
+        let Some(start) = find_marker(raw, &marker) else {
             continue;
         };
         let [process, kind, f, value] = columns(&raw[start + MARKER.len()..]);
@@ -80,6 +80,21 @@ fn read_values(text: &str, model: ModelKind, scan: bool) -> Result<History, Read
         }
     }
     Ok(reader.finish(None))
+}
+
+/// Where Jepsen writes the marker: after `INFO  `.
+const USUAL_START: usize = 6;
+
+/// The first occurrence of [`MARKER`] in `line`. Two occurrences cannot overlap (no proper
+/// prefix of the marker is also a suffix of it), so one found at [`USUAL_START`], closer to the
+/// start than the marker is long, is the first: checked there before searching.
+fn find_marker(line: &str, marker: &memmem::Finder) -> Option<usize> {
+    const _: () = assert!(USUAL_START < MARKER.len());
+    let usual = USUAL_START..USUAL_START + MARKER.len();
+    if line.as_bytes().get(usual) == Some(MARKER.as_bytes()) {
+        return Some(USUAL_START);
+    }
+    marker.find(line.as_bytes())
 }
 
 /// The lines of `text`, as [`str::lines`] splits them (a `\r` before a `\n` is not part of the
@@ -152,6 +167,26 @@ fn token(s: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_marker_is_found_where_it_first_occurs() {
+        // No proper prefix of the marker is also a suffix of it.
+        for n in 1..MARKER.len() {
+            assert_ne!(MARKER[..n], MARKER[MARKER.len() - n..], "{n}");
+        }
+        let marker = memmem::Finder::new(MARKER);
+        for line in [
+            "INFO  jepsen.util - 1\t:ok",
+            "INFO  jepsen.util - jepsen.util - 1",
+            "2017-01-01 INFO  jepsen.util - 1",
+            "jepsen.util - INFO  jepsen.util - ",
+            "INFO  jepsen.util -",
+            "INFO",
+            "",
+        ] {
+            assert_eq!(find_marker(line, &marker), line.find(MARKER), "{line:?}");
+        }
+    }
 
     #[test]
     fn lines_split_as_str_lines_does() {

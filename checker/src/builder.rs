@@ -33,6 +33,13 @@ impl Builder {
         self.ops.reserve(ops);
     }
 
+    /// Makes room for the operations of a text with one event per line: at most one per two
+    /// lines (growing them by doubling would copy them all).
+    pub(crate) fn reserve_for(&mut self, text: &str) {
+        let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1;
+        self.reserve(lines / 2 + 1);
+    }
+
     fn event(&mut self, line: u64, time: Option<u64>) -> Event {
         let index = self.next_index;
         self.next_index += 1;

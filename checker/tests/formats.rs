@@ -598,3 +598,23 @@ fn jsonl_index_must_run_on_by_one_where_present() {
 {"process":0,"type":"ok","f":"read","key":"k","value":null}"#;
     assert_eq!(read(bare, Format::Jsonl).unwrap().ops.len(), 1);
 }
+
+#[test]
+fn edn_refuses_a_repeated_key_on_one_line_as_over_several() {
+    for (format, f) in [(Format::PorcupineKv, ":put"), (Format::Edn, ":write")] {
+        let one_line = format!(
+            "{{:process 0, :type :invoke, :f {f}, :key \"a\", :value \"x\"}}\n\
+             {{:process 0, :type :ok, :f {f}, :key \"a\", :value \"x\", :process 1}}\n"
+        );
+        let two_lines = one_line.replace(", :process 1}", ",\n :process 1}");
+        // Located at the repeated key's value.
+        for (text, line) in [(one_line, 2), (two_lines, 3)] {
+            let err = read(&text, format).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("line {line}: malformed EDN: HashMapDuplicateKey"),
+                "{format}"
+            );
+        }
+    }
+}

@@ -58,6 +58,12 @@ impl Reader {
         }
     }
 
+    /// Makes room for the operations of `text`, at most one per two lines: growing them by
+    /// doubling would copy them all.
+    pub(super) fn reserve_for(&mut self, text: &str) {
+        self.builder.reserve_for(text);
+    }
+
     pub(super) fn finish(self, initial: Option<Value>) -> History {
         let initial = match self.model {
             ModelKind::Register | ModelKind::CasRegister | ModelKind::MultiRegister => initial,

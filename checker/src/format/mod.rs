@@ -14,6 +14,7 @@
 //! events (`jsonl.rs`).
 
 mod edn;
+mod edn_scan;
 mod jepsen_log;
 mod jsonl;
 mod jsonl_scan;
@@ -164,6 +165,15 @@ pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), 
         Some(f) => f,
         None => Format::detect(text)?,
     };
+    read_as(text, format, options)
+}
+
+/// Reads a history of a known format from text.
+fn read_as(
+    text: &str,
+    format: Format,
+    options: &ReadOptions,
+) -> Result<(History, Format), ReadError> {
     check_model(format, options)?;
     let history = match format {
         Format::Jsonl => jsonl::read(text, options.model)?,
@@ -173,6 +183,9 @@ pub fn read_str(text: &str, options: &ReadOptions) -> Result<(History, Format), 
     };
     Ok((history, format))
 }
+
+/// Bytes at the start of a file its format is recognised from.
+const DETECT_HEAD: usize = 1 << 16;
 
 /// Bytes of a JSONL file read and parsed at a time.
 const JSONL_PIECE: usize = 32 << 20;
@@ -185,13 +198,27 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<(History, Format)
     (&mut file).take(JSONL_PIECE as u64).read_to_end(&mut buf)?;
     let format = match options.format {
         Some(f) => f,
-        None => Format::detect(&String::from_utf8_lossy(&buf[..buf.len().min(1 << 16)]))?,
+        None => {
+            let head = &buf[..buf.len().min(DETECT_HEAD)];
+            // Lossy only when needed: it costs several times a check.
+            match std::str::from_utf8(head) {
+                Ok(head) => Format::detect(head)?,
+                Err(_) => Format::detect(&String::from_utf8_lossy(head))?,
+            }
+        }
     };
     check_model(format, options)?;
     if format != Format::Jsonl {
-        file.read_to_end(&mut buf)?;
+        if buf.len() == JSONL_PIECE {
+            file.read_to_end(&mut buf)?;
+        }
         let text = String::from_utf8(buf).map_err(|_| invalid_utf8())?;
-        return read_str(&text, options);
+        // A text longer than the head it was recognised from is recognised again, whole, as
+        // `read_str` does.
+        if options.format.is_none() && text.len() > DETECT_HEAD {
+            return read_str(&text, options);
+        }
+        return read_as(&text, format, options);
     }
     let mut reader = jsonl::Reader::new(options.model);
     let mut eof = buf.len() < JSONL_PIECE;

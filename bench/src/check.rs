@@ -199,17 +199,24 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "  the longest linearizable prefix has {} and leaves the value {}{}",
-        checker::counted(a.prefix_len as u64, "operation", "operations"),
-        a.value_after_prefix,
-        if a.prefix_tail.is_empty() {
-            ""
-        } else {
-            "; it ends with:"
-        }
-    );
+    if a.refuted_before_search {
+        let _ = writeln!(
+            out,
+            "  refuted before searching: no order of the operations can place it"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  the longest linearizable prefix has {} and leaves the value {}{}",
+            checker::counted(a.prefix_len as u64, "operation", "operations"),
+            a.value_after_prefix,
+            if a.prefix_tail.is_empty() {
+                ""
+            } else {
+                "; it ends with:"
+            }
+        );
+    }
     for op in &a.prefix_tail {
         let _ = writeln!(out, "    {}", op_line(op, timed));
     }

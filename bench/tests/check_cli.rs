@@ -69,6 +69,12 @@ fn an_impossible_read_exits_1_with_an_explanation() {
     assert!(text.contains("INVALID"), "{text}");
     assert!(text.contains("no operation ever wrote \"v9\""), "{text}");
     assert!(text.contains("<- cannot be linearized"), "{text}");
+    // Found without searching: no "longest linearizable prefix" of 0 operations is claimed.
+    assert!(
+        text.contains("refuted before searching: no order of the operations can place it"),
+        "{text}"
+    );
+    assert!(!text.contains("longest linearizable prefix"), "{text}");
 }
 
 #[test]
@@ -93,6 +99,15 @@ fn a_stale_read_is_explained_by_the_write_that_overwrote_it() {
     // The write the read missed is named, for the report to place faults against.
     let out = bench(&["--json"], &file);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(
+        text.contains("the longest linearizable prefix has 2 operations"),
+        "{text}"
+    );
+    assert_eq!(
+        v["keys"][0]["anomaly"].get("refuted_before_search"),
+        None,
+        "{v}"
+    );
     let missed = &v["keys"][0]["anomaly"]["missed"];
     assert_eq!(missed["f"], "write", "{v}");
     assert_eq!(missed["value"], "b", "{v}");
@@ -147,6 +162,7 @@ fn json_output_carries_the_verdict_and_the_counterexample() {
     let anomaly = &v["keys"][0]["anomaly"];
     assert_eq!(anomaly["culprit"]["f"], "read");
     assert_eq!(anomaly["culprit"]["value"], "v9");
+    assert_eq!(anomaly["refuted_before_search"], true);
     assert!(anomaly["around"].as_array().is_some_and(|a| a.len() >= 2));
 }
 

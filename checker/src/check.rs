@@ -317,7 +317,9 @@ impl<M: Model, F: Fn() -> M + Sync> Shared<'_, M, F> {
                 state,
             } => {
                 self.invalid.store(true, Ordering::Relaxed);
-                let key = task.search.as_mut().expect("just ran").key_mut();
+                let search = task.search.as_mut().expect("just ran");
+                let refuted = search.refuted();
+                let key = search.key_mut();
                 let prefix: Vec<u32> = prefix.iter().map(|&i| key.ops[i as usize].op).collect();
                 let failure = Failure {
                     history: self.history,
@@ -326,7 +328,8 @@ impl<M: Model, F: Fn() -> M + Sync> Shared<'_, M, F> {
                     culprit: key.ops[culprit as usize].op,
                 };
                 let step = key.ops[culprit as usize].step;
-                let anomaly = crate::explain::anomaly(&failure, &mut key.model, state, step);
+                let mut anomaly = crate::explain::anomaly(&failure, &mut key.model, state, step);
+                anomaly.refuted_before_search = refuted;
                 self.finish(task, Verdict::Invalid, None, Some(anomaly))
             }
         }

@@ -81,6 +81,7 @@ pub(crate) fn anomaly<M: Model>(
         explanation: explanation.sentence,
         missed: explanation.missed.map(summary),
         culprit: summary(failure.culprit),
+        refuted_before_search: false,
         prefix_len: prefix.len(),
         prefix_tail: prefix[prefix.len().saturating_sub(TAIL)..]
             .iter()

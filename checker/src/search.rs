@@ -194,6 +194,11 @@ impl<M: Model> Search<M> {
         &mut self.key
     }
 
+    /// Whether the model refuted an operation before any search ([`Model::refute`]).
+    pub(crate) fn refuted(&self) -> bool {
+        self.impossible.is_some()
+    }
+
     /// Steps taken so far (configurations visited).
     pub(crate) fn steps(&self) -> u64 {
         self.steps

@@ -88,6 +88,10 @@ pub struct Anomaly {
     /// value already overwritten (a lost or stale write): the operation to look at first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed: Option<OpSummary>,
+    /// The culprit was refuted before any search (it observes what no order can give it, such
+    /// as a value nobody wrote): then no prefix was searched for, and `prefix_len` is 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refuted_before_search: bool,
     /// Length of the longest prefix of the key's operations that could be linearised.
     pub prefix_len: usize,
     /// The last operations of that prefix, in linearisation order.

@@ -51,6 +51,8 @@ pub struct AnomalyView {
     /// The counterexample shrunk to its core, when the checker did it.
     core: Option<CoreView>,
     ops: Vec<OpRow>,
+    /// Refuted before any search: there is no longest prefix to tell.
+    refuted: bool,
     prefix_len: usize,
     value_after: String,
     prefix_tail: Vec<String>,
@@ -308,6 +310,7 @@ fn view(
         core,
         // `around` is sorted by invocation (the checker's contract).
         ops: rows(run, a, &a.around),
+        refuted: a.refuted_before_search,
         prefix_len: a.prefix_len,
         value_after: match &a.value_after_prefix {
             serde_json::Value::Null => "absent".to_owned(),

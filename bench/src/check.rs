@@ -209,7 +209,12 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
             out,
             "  the longest linearizable prefix has {} and leaves the value {}{}",
             checker::counted(a.prefix_len as u64, "operation", "operations"),
-            a.value_after_prefix,
+            // In the model's words; results recorded before it existed have only the JSON.
+            if a.state_after_prefix.is_empty() {
+                a.value_after_prefix.to_string()
+            } else {
+                a.state_after_prefix.clone()
+            },
             if a.prefix_tail.is_empty() {
                 ""
             } else {

@@ -151,6 +151,30 @@ fn a_read_that_lacks_a_completed_append_is_explained_by_that_append_and_its_core
     assert_eq!(anomaly["core"]["minimal"], true);
 }
 
+/// A read of a value written only later: the search finds no first step, and the state it
+/// leaves is told in the model's words ("absent", not JSON's "null").
+#[test]
+fn a_read_from_the_future_leaves_the_key_absent_in_words() {
+    let dir = Dir::new();
+    let history = [
+        r#"{"time":1,"process":1,"type":"invoke","f":"read","key":"k"}"#,
+        r#"{"time":2,"process":1,"type":"ok","f":"read","key":"k","value":"a"}"#,
+        r#"{"time":3,"process":0,"type":"invoke","f":"write","key":"k","value":"a"}"#,
+        r#"{"time":4,"process":0,"type":"ok","f":"write","key":"k","value":"a"}"#,
+    ]
+    .join("\n");
+    let out = bench(&[], &dir.file("h.jsonl", &history));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("wrote \"a\" only later"), "{text}");
+    assert!(
+        text.contains(
+            "the longest linearizable prefix has 0 operations and leaves the value absent"
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn json_output_carries_the_verdict_and_the_counterexample() {
     let dir = Dir::new();

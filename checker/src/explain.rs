@@ -88,6 +88,7 @@ pub(crate) fn anomaly<M: Model>(
             .map(|&i| summary(i))
             .collect(),
         value_after_prefix: model.to_json(state),
+        state_after_prefix: model.describe(state),
         around: around(failure).into_iter().map(summary).collect(),
         core: None,
     }

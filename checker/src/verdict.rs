@@ -98,6 +98,9 @@ pub struct Anomaly {
     pub prefix_tail: Vec<OpSummary>,
     /// The key's value after that prefix.
     pub value_after_prefix: serde_json::Value,
+    /// The same, in the model's words (`absent`, `"v2"`, `held`, `{x 0, y 2}`).
+    #[serde(default)]
+    pub state_after_prefix: String,
     /// The key's operations around the point of failure, sorted by invocation: every operation
     /// that overlaps the culprit (the culprit itself included), and a few before it.
     pub around: Vec<OpSummary>,

@@ -313,6 +313,8 @@ fn view(
         refuted: a.refuted_before_search,
         prefix_len: a.prefix_len,
         value_after: match &a.value_after_prefix {
+            // Results recorded before the checker described states in the model's words.
+            _ if !a.state_after_prefix.is_empty() => a.state_after_prefix.clone(),
             serde_json::Value::Null => "absent".to_owned(),
             v => v.to_string(),
         },

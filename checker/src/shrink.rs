@@ -68,15 +68,22 @@ pub(crate) fn shrink<M: Model>(
         new_model,
     };
     let mut current = ops.to_vec();
-    for mut guess in guesses {
+    // Delta debugging starts by halves; from a small first guess (a story: what the explanation
+    // names and what it needs), which is usually the core already, one operation at a time.
+    const STORY: usize = 24;
+    let mut granularity = 2;
+    for (n, mut guess) in guesses.into_iter().enumerate() {
         guess.retain(|i| kept.contains(i));
         let guess = oracle.complete(guess, ops);
         if guess.len() < current.len() && oracle.invalid(&guess) == Some(true) {
             current = guess;
+            if n == 0 && current.len() <= STORY {
+                granularity = current.len().max(2);
+            }
             break;
         }
     }
-    let minimal = ddmin(&mut current, &mut oracle);
+    let minimal = ddmin(&mut current, granularity, &mut oracle);
     Shrunk {
         ops: current,
         minimal,
@@ -177,16 +184,21 @@ impl<M: Model, F: Fn() -> M> Oracle<'_, F> {
     }
 }
 
-/// Reduces `current` (invalid) in place; true if it ended 1-minimal.
-fn ddmin<M: Model, F: Fn() -> M>(current: &mut Vec<u32>, oracle: &mut Oracle<'_, F>) -> bool {
-    let mut n = 2usize;
+/// Reduces `current` (invalid) in place, starting with `n` chunks; true if it ended 1-minimal.
+fn ddmin<M: Model, F: Fn() -> M>(
+    current: &mut Vec<u32>,
+    mut n: usize,
+    oracle: &mut Oracle<'_, F>,
+) -> bool {
     while current.len() > 1 {
         let n_here = n.min(current.len());
         let size = current.len().div_ceil(n_here);
         let chunks: Vec<&[u32]> = current.chunks(size).collect();
         let mut next: Option<(Vec<u32>, usize)> = None;
-        // A chunk alone still invalid: the biggest step down.
-        for chunk in &chunks {
+        // A chunk alone still invalid: the biggest step down. (With one operation a chunk and
+        // more than two chunks, the complements below try every candidate 1-minimality needs.)
+        let alone = chunks.len() < current.len() || chunks.len() <= 2;
+        for chunk in chunks.iter().filter(|_| alone) {
             let chunk = oracle.close(chunk.to_vec());
             if chunk.is_empty() {
                 continue;

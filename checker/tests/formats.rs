@@ -618,3 +618,38 @@ fn edn_refuses_a_repeated_key_on_one_line_as_over_several() {
         }
     }
 }
+
+/// Knossos compares register values with Clojure's `=`, whatever they are: floats, vectors,
+/// maps and sets are values too, equal when equal (maps and sets whatever the order written).
+#[test]
+fn edn_registers_hold_any_value_knossos_compares() {
+    let text = r#"[{:process 0 :type :invoke :f :write :value 1.5}
+{:process 0 :type :ok :f :write :value 1.5}
+{:process 1 :type :invoke :f :read :value nil}
+{:process 1 :type :ok :f :read :value 1.5}
+{:process 0 :type :invoke :f :write :value {:a 1 :b [2 3]}}
+{:process 0 :type :ok :f :write :value {:a 1 :b [2 3]}}
+{:process 1 :type :invoke :f :read :value nil}
+{:process 1 :type :ok :f :read :value {:b [2 3] :a 1}}
+{:process 0 :type :invoke :f :cas :value [{:a 1 :b [2 3]} #{3 1 2}]}
+{:process 0 :type :ok :f :cas :value [{:a 1 :b [2 3]} #{3 1 2}]}
+{:process 1 :type :invoke :f :read :value nil}
+{:process 1 :type :ok :f :read :value #{1 2 3}}]"#;
+    let h = read_as(text, Format::Edn, ModelKind::CasRegister).expect("every value is read");
+    assert_eq!(h.ops.len(), 6);
+    assert_eq!(
+        h.ops[1].outcome,
+        Outcome::Ok(Some(Value::Str("1.5".into())))
+    );
+    assert_eq!(
+        checker::check(&h, &checker::CheckOptions::default()).verdict,
+        checker::Verdict::Valid
+    );
+    // A read of 1 where 1.5 was written is not the same value.
+    let wrong = text.replacen(":ok :f :read :value 1.5", ":ok :f :read :value 1", 1);
+    let h = read_as(&wrong, Format::Edn, ModelKind::CasRegister).unwrap();
+    assert_eq!(
+        checker::check(&h, &checker::CheckOptions::default()).verdict,
+        checker::Verdict::Invalid
+    );
+}

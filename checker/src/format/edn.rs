@@ -175,6 +175,10 @@ pub(super) fn required(v: &Edn) -> Result<Value, String> {
     scalar(v)?.ok_or_else(|| "nil: a value is required".into())
 }
 
+/// A value as the models compare it: integers as integers; strings, keywords, symbols and
+/// booleans by their text; vectors, lists and sets as lists of values; maps, floats, ratios and
+/// characters by their EDN text (Knossos compares any values; maps and sets print in a fixed
+/// order, so equal ones have equal text). `None` for `nil`.
 pub(super) fn scalar(v: &Edn) -> Result<Option<Value>, String> {
     Ok(Some(match v {
         Edn::Nil => return Ok(None),
@@ -183,13 +187,26 @@ pub(super) fn scalar(v: &Edn) -> Result<Option<Value>, String> {
         Edn::Key(k) => Value::Str(format!(":{k}")),
         Edn::Symbol(s) => Value::Str(s.to_string()),
         Edn::Bool(b) => Value::Str(b.to_string()),
+        Edn::Vector(items) | Edn::List(items) => list(items.iter())?,
+        Edn::Set(items) => list(items.iter())?,
+        Edn::Map(_) | Edn::Tagged(..) | Edn::Double(_) | Edn::Rational(_) | Edn::Char(_) => {
+            Value::Str(v.to_string())
+        }
         other => {
             return Err(format!(
-                "{}: values must be integers, strings, keywords or nil",
+                "{}: not a value the checker can compare",
                 show(Some(other))
             ));
         }
     }))
+}
+
+/// The items of a collection, as a list value; `nil` inside one is refused.
+pub(super) fn list<'a, 'e: 'a>(items: impl Iterator<Item = &'a Edn<'e>>) -> Result<Value, String> {
+    items
+        .map(|i| scalar(i)?.ok_or_else(|| "nil inside a collection".to_owned()))
+        .collect::<Result<Vec<Value>, String>>()
+        .map(Value::List)
 }
 
 /// The field `key` of an op map, or of a record such as `#jepsen.history.Op{...}`.

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use clojure_reader::edn::Edn;
 use rustc_hash::FxHashMap;
 
-use super::edn::{Kind, get, required, scalar, show};
+use super::edn::{Kind, get, list, required, scalar, show};
 use crate::builder::Builder;
 use crate::error::ReadError;
 use crate::history::{Call, History, MicroOp, Outcome, Value};
@@ -160,7 +160,7 @@ impl Reader {
                 }
             }),
             (_, "dequeue") => {
-                Outcome::Ok(element(value).map_err(|m| at(format!("dequeue returned {m}")))?)
+                Outcome::Ok(scalar(value).map_err(|m| at(format!("dequeue returned {m}")))?)
             }
             (_, "txn") => {
                 completed = Some(Call::Txn(micro_ops(value).map_err(at)?));
@@ -206,12 +206,12 @@ impl Reader {
             "acquire" => Call::Acquire,
             "release" => Call::Release,
             "add" => Call::Add(
-                element(value)
+                scalar(value)
                     .and_then(|v| v.ok_or_else(|| "nil: an element is required".into()))
                     .map_err(|m| format!("add of {m}"))?,
             ),
             "enqueue" => Call::Enqueue(
-                element(value)
+                scalar(value)
                     .and_then(|v| v.ok_or_else(|| "nil: an element is required".into()))
                     .map_err(|m| format!("enqueue of {m}"))?,
             ),
@@ -272,26 +272,6 @@ fn key_text(k: &Edn) -> Result<String, String> {
     }
 }
 
-/// An element of a set or queue: any EDN value (collections become lists; maps and numbers
-/// other than integers, their EDN text); `None` for `nil`.
-fn element(v: &Edn) -> Result<Option<Value>, String> {
-    Ok(Some(match v {
-        Edn::Vector(items) | Edn::List(items) => list(items.iter())?,
-        Edn::Set(items) => list(items.iter())?,
-        Edn::Map(_) | Edn::Tagged(..) | Edn::Double(_) | Edn::Rational(_) | Edn::Char(_) => {
-            Value::Str(v.to_string())
-        }
-        other => return scalar(other),
-    }))
-}
-
-fn list<'a, 'e: 'a>(items: impl Iterator<Item = &'a Edn<'e>>) -> Result<Value, String> {
-    items
-        .map(|i| element(i)?.ok_or_else(|| "nil inside a collection".to_owned()))
-        .collect::<Result<Vec<Value>, String>>()
-        .map(Value::List)
-}
-
 /// A transaction's micro-operations: `[[:read k v] [:write k v] ...]` (also `:r` and `:w`).
 fn micro_ops(value: &Edn) -> Result<Vec<MicroOp>, String> {
     let (Edn::Vector(ops) | Edn::List(ops)) = value else {
@@ -314,8 +294,8 @@ fn micro_ops(value: &Edn) -> Result<Vec<MicroOp>, String> {
                     show(Some(m))
                 ));
             };
-            let register = element(k)?.ok_or("a micro-operation's register must not be nil")?;
-            let value = element(v)?;
+            let register = scalar(k)?.ok_or("a micro-operation's register must not be nil")?;
+            let value = scalar(v)?;
             match f.as_ref() {
                 "read" | "r" => Ok(MicroOp::Read { register, value }),
                 "write" | "w" => Ok(MicroOp::Write { register, value }),

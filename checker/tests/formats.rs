@@ -653,3 +653,26 @@ fn edn_registers_hold_any_value_knossos_compares() {
         checker::Verdict::Invalid
     );
 }
+
+/// Knossos takes any value as a process: named processes are told apart by name, and a
+/// process's operations pair up as numbered ones do.
+#[test]
+fn edn_processes_may_be_named() {
+    let text = r#"[{:process :a :type :invoke :f :write :value 1}
+{:process "b" :type :invoke :f :read :value nil}
+{:process :a :type :ok :f :write :value 1}
+{:process -1 :type :invoke :f :read :value nil}
+{:process "b" :type :ok :f :read :value 1}
+{:process -1 :type :ok :f :read :value 1}]"#;
+    let h = read_as(text, Format::Edn, ModelKind::CasRegister).expect("named processes are read");
+    assert_eq!(h.ops.len(), 3);
+    let processes: std::collections::HashSet<u64> = h.ops.iter().map(|o| o.process).collect();
+    assert_eq!(processes.len(), 3, "{:?}", h.ops);
+    assert_eq!(
+        checker::check(&h, &checker::CheckOptions::default()).verdict,
+        checker::Verdict::Valid
+    );
+    let missing = "[{:type :invoke :f :read :value nil}]";
+    let err = read_as(missing, Format::Edn, ModelKind::CasRegister).unwrap_err();
+    assert!(err.to_string().contains(":process is missing"), "{err}");
+}

@@ -39,8 +39,9 @@ fn knossos(
     let mut reader = Reader::new(model, Dialect::Edn);
     reader.reserve_for(forms.text);
     let mut op = Op::default();
+    let mut names = Names::default();
     while let Some(line) = forms.next_op(&mut op)? {
-        let Some(header) = header(&op, line)? else {
+        let Some(header) = header(&op, line, &mut names)? else {
             continue;
         };
         let value = op.value.as_ref().map_or(Cow::Borrowed(&NIL), Atom::to_edn);
@@ -64,9 +65,10 @@ fn porcupine_kv(mut forms: Forms) -> Result<History, ReadError> {
     let mut builder = Builder::new();
     builder.reserve_for(forms.text);
     let mut op = Op::default();
+    let mut names = Names::default();
     while let Some(line) = forms.next_op(&mut op)? {
         let at = |m: String| ReadError::at(line, m);
-        let Some(header) = header(&op, line)? else {
+        let Some(header) = header(&op, line, &mut names)? else {
             continue;
         };
         let func = match op.f.as_ref().and_then(Atom::keyword) {
@@ -135,18 +137,30 @@ struct Header {
     time: Option<u64>,
 }
 
+/// Processes named otherwise than by a non-negative integer (`:a`, `"client-1"`, `-1`), which
+/// Knossos accepts as any value: numbered from [`Names::FIRST`] in order of appearance.
+#[derive(Default)]
+struct Names(rustc_hash::FxHashMap<String, u64>);
+
+impl Names {
+    const FIRST: u64 = 1_000_000_000;
+
+    fn id(&mut self, name: String) -> u64 {
+        let next = Names::FIRST + self.0.len() as u64;
+        *self.0.entry(name).or_insert(next)
+    }
+}
+
 /// The fields every op shares. `None` for the nemesis's ops, which the checker ignores.
-fn header(op: &Op, line: u64) -> Result<Option<Header>, ReadError> {
+fn header(op: &Op, line: u64, names: &mut Names) -> Result<Option<Header>, ReadError> {
     let at = |m: String| ReadError::at(line, m);
     let process = match &op.process {
-        Some(Atom::Int(p)) if *p >= 0 => *p as u64,
+        Some(Atom::Int(p)) if *p >= 0 && (*p as u64) < Names::FIRST => *p as u64,
         Some(Atom::Key(k)) if k == "nemesis" => return Ok(None),
-        other => {
-            return Err(at(format!(
-                ":process must be a non-negative integer or :nemesis, not {}",
-                show_atom(other.as_ref())
-            )));
+        None | Some(Atom::Nil) => {
+            return Err(at(":process is missing: every operation needs one".into()));
         }
+        Some(other) => names.id(other.to_edn().to_string()),
     };
     let kind = match op.kind.as_ref().and_then(Atom::keyword) {
         Some("invoke") => Kind::Invoke,

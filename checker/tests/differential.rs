@@ -147,6 +147,37 @@ fn fast_search_agrees_with_brute_force_on_append_histories() {
     assert_healthy_mix(valid, SEEDS as usize);
 }
 
+/// The same, over adversarial append histories: overlapping, repeated and empty appended
+/// strings, integers among strings, `info` and `fail` appends, writes, deletes and CASes, CASes
+/// that miss, initial values. The refutation before search must never fire on a linearizable
+/// key, and must not hide an invalid one.
+#[test]
+fn fast_search_agrees_with_brute_force_on_adversarial_append_histories() {
+    const SEEDS: u64 = 6000;
+    let (mut valid, mut refuted) = (0, 0);
+    for seed in 0..SEEDS {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let shape = Shape {
+            keys: 1,
+            processes: rng.random_range(2..=4),
+            ops: rng.random_range(1..=11),
+            values: 3,
+        };
+        let h = adversarial_append_history(&mut rng, &shape, seed % 4 != 0);
+        valid += usize::from(assert_agrees(seed, &h));
+        let result = check(&h, &CheckOptions::default());
+        refuted += result
+            .keys
+            .iter()
+            .filter_map(|k| k.anomaly.as_ref())
+            .filter(|a| a.refuted_before_search)
+            .count();
+    }
+    assert_healthy_mix(valid, SEEDS as usize);
+    // The refutation is exercised, not only the search.
+    assert!(refuted > 200, "only {refuted} refuted before search");
+}
+
 #[test]
 fn histories_from_a_sequential_execution_are_valid() {
     for seed in 0..200 {

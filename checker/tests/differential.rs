@@ -612,3 +612,42 @@ fn a_stale_read_in_a_long_history_shrinks_to_a_handful_of_operations() {
     // The whole history has 150 operations; a core is a few.
     assert!(sizes[sizes.len() / 2] <= 6, "core sizes {sizes:?}");
 }
+
+/// The explanation's "lacks" story (the up-front refutation's rule, told over the history's
+/// operations) must hold: an `info` write may take effect after its completion event, so an
+/// `info` write completed before the append began can still fall between the append and the
+/// read. Here the read of "zq" is impossible (nobody wrote or appended "q"), but not because it
+/// lacks "a": the `info` write of "z" may come after the append.
+#[test]
+fn an_info_write_completed_before_an_append_may_still_replace_it() {
+    let op = |process, call, outcome, invoke: u64, complete: u64| Operation {
+        process,
+        key: 0,
+        call,
+        outcome,
+        invoke: event(invoke),
+        complete: Some(event(complete)),
+    };
+    let s = |s: &str| Value::Str(s.to_owned());
+    let h = History {
+        keys: vec!["k".to_owned()],
+        ops: vec![
+            op(0, Call::Write(s("z")), Outcome::Info, 0, 1),
+            op(1, Call::Append(s("a")), Outcome::Ok(None), 2, 3),
+            op(2, Call::Read, Outcome::Ok(Some(s("zq"))), 4, 5),
+        ],
+        ..History::default()
+    };
+    assert!(!oracle(&h));
+    let anomaly = anomaly_at(&h, 2).expect("an anomaly");
+    assert!(
+        !anomaly.explanation.contains("which lacks"),
+        "{}",
+        anomaly.explanation
+    );
+    // Without the read's impossible "q", the history is linearizable: append, write, read.
+    let mut fine = h.clone();
+    fine.ops[2].outcome = Outcome::Ok(Some(s("z")));
+    assert!(oracle(&fine));
+    assert_eq!(verdict(&fine), Verdict::Valid);
+}

@@ -206,13 +206,17 @@ fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Optio
     let h = f.history;
     let c_end = c.complete.map_or(u64::MAX, |e| e.index);
     let seen = super::text(seen);
-    // Appends invoked before this could have been replaced by a write that may fall before `c`.
+    // Appends invoked before this could have been replaced by a write that may fall before `c`
+    // (an `info` one at any point after its invocation, its completion event included).
     let barrier = f
         .key_ops
         .iter()
         .map(|&w| &h.ops[w as usize])
         .filter(|w| writes(w).is_some() && w.invoke.index < c_end)
-        .map(|w| w.complete.map_or(u64::MAX, |e| e.index))
+        .map(|w| match (&w.outcome, w.complete) {
+            (Outcome::Ok(_), Some(done)) => done.index,
+            _ => u64::MAX,
+        })
         .max()
         .unwrap_or(0);
     f.key_ops

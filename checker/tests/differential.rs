@@ -651,3 +651,60 @@ fn an_info_write_completed_before_an_append_may_still_replace_it() {
     assert!(oracle(&fine));
     assert_eq!(verdict(&fine), Verdict::Valid);
 }
+
+/// An operation on key "k" invoked at `invoke` and completed at `complete`, for hand-written
+/// histories.
+fn at(process: u64, call: Call, outcome: Outcome, invoke: u64, complete: u64) -> Operation {
+    Operation {
+        process,
+        key: 0,
+        call,
+        outcome,
+        invoke: event(invoke),
+        complete: Some(event(complete)),
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Str(s.to_owned())
+}
+
+/// The core of `h`'s only invalid key, as indices into `h.ops`.
+fn core_of(h: &History) -> Vec<usize> {
+    let result = check(h, &CheckOptions::default());
+    let key = result
+        .keys
+        .iter()
+        .find(|k| k.verdict == Verdict::Invalid)
+        .expect("an invalid key");
+    let core = key.anomaly.as_ref().unwrap().core.as_ref().expect("a core");
+    core.ops.iter().map(|o| o.index).collect()
+}
+
+/// The shrinker's rule for a read built by appends must keep what builds it whichever base it
+/// keeps. "wab" is the write of "w" followed by the appends of "a" and "b", or the write of "wa"
+/// followed by the append of "b"; here the read of it is stale (it missed the write of "x").
+/// A core that keeps the write of "w" but not the append of "a" ("w", "b", the read) is
+/// "invalid" merely because "a" was cut: no order of its operations builds "wab".
+#[test]
+fn a_core_keeps_every_append_between_the_base_it_keeps_and_the_read() {
+    let ok = || Outcome::Ok(None);
+    let h = History {
+        keys: vec!["k".to_owned()],
+        ops: vec![
+            at(0, Call::Write(text("wa")), ok(), 0, 1),
+            at(0, Call::Write(text("w")), ok(), 2, 3),
+            at(0, Call::Append(text("a")), ok(), 4, 5),
+            at(0, Call::Append(text("b")), ok(), 6, 7),
+            at(1, Call::Write(text("x")), ok(), 8, 9),
+            at(2, Call::Read, Outcome::Ok(Some(text("wab"))), 10, 11),
+        ],
+        ..History::default()
+    };
+    assert!(!oracle(&h));
+    let core = core_of(&h);
+    assert!(
+        !(core.contains(&5) && core.contains(&1) && !core.contains(&0)) || core.contains(&2),
+        "the core {core:?} reads \"wab\" from \"w\" without the append of \"a\""
+    );
+}

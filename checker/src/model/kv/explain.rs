@@ -344,7 +344,8 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
         if !appends.is_empty() {
             // The value is the initial one or a written one, followed by appends. When appends
             // alone cannot build it, it needs one of the writes it can start with; and in any
-            // case every append in what follows the longest of those.
+            // case every append in what follows the shortest of those (whichever write a core
+            // keeps, what follows it is built of those appends).
             let s = text(seen);
             let initial = text(
                 history
@@ -361,7 +362,7 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
                     .map(|&(j, ref w)| (j, w.len()))
                     .collect();
                 if !bases.is_empty() {
-                    from = bases.iter().map(|&(_, len)| len).max().unwrap_or(0);
+                    from = bases.iter().map(|&(_, len)| len).min().unwrap_or(0);
                     groups.push(bases.into_iter().map(|(j, _)| j).collect());
                 }
             }

@@ -681,6 +681,31 @@ fn core_of(h: &History) -> Vec<usize> {
     core.ops.iter().map(|o| o.index).collect()
 }
 
+/// The shrinker's rule for a read built by appends must keep what builds it, as many times as
+/// it is appended: a read of "aa" needs both appends of "a". Here the read is stale (it missed
+/// the write of "x"); a core of one append of "a" and the read is "invalid" merely because the
+/// other append was cut, and tells nothing about the anomaly.
+#[test]
+fn a_core_keeps_as_many_appends_of_a_string_as_the_read_holds() {
+    let ok = || Outcome::Ok(None);
+    let h = History {
+        keys: vec!["k".to_owned()],
+        ops: vec![
+            at(0, Call::Append(text("a")), ok(), 0, 1),
+            at(0, Call::Append(text("a")), ok(), 2, 3),
+            at(1, Call::Write(text("x")), ok(), 4, 5),
+            at(2, Call::Read, Outcome::Ok(Some(text("aa"))), 6, 7),
+        ],
+        ..History::default()
+    };
+    assert!(!oracle(&h));
+    let core = core_of(&h);
+    assert!(
+        !core.contains(&3) || (core.contains(&0) && core.contains(&1)),
+        "the core {core:?} reads \"aa\" with one append of \"a\""
+    );
+}
+
 /// The shrinker's rule for a read built by appends must keep what builds it whichever base it
 /// keeps. "wab" is the write of "w" followed by the appends of "a" and "b", or the write of "wa"
 /// followed by the append of "b"; here the read of it is stale (it missed the write of "x").

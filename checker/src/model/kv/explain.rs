@@ -305,7 +305,7 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             by_piece[id as usize].push(j);
         }
     }
-    let mut found = vec![false; pieces.len()];
+    let mut found = vec![0; pieces.len()];
     let mut needs = Vec::new();
     for &i in ops {
         // A CAS whose precondition failed saw some other value: it needs a writer of one.
@@ -367,15 +367,17 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
                 }
             }
             let rest = &s[from..];
-            // One group per appended string: any of its appends will do.
-            pieces.contained(rest, &mut found);
-            groups.extend(
-                by_piece
-                    .iter()
-                    .enumerate()
-                    .filter(|&(id, _)| found[id])
-                    .map(|(_, js)| js.clone()),
-            );
+            // One group per appended string: any of its appends will do, when the string occurs
+            // once. A string that occurs more often may have been appended as many times (a
+            // read of "aa" needs both appends of "a"): then every append of it.
+            pieces.count(rest, &mut found);
+            for (id, js) in by_piece.iter().enumerate() {
+                match found[id] {
+                    0 => {}
+                    1 => groups.push(js.clone()),
+                    _ => groups.extend(js.iter().map(|&j| vec![j])),
+                }
+            }
             if !groups.is_empty() {
                 needs.push((i, groups));
             }

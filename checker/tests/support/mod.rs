@@ -70,7 +70,7 @@ fn apply(state: &Option<Value>, effect: &Effect) -> Option<Option<Value>> {
 }
 
 /// `state`'s text followed by `piece`'s, as the key-value model appends.
-fn appended(state: &Option<Value>, piece: &Value) -> Value {
+pub fn appended(state: &Option<Value>, piece: &Value) -> Value {
     let text = |v: &Value| match v {
         Value::Str(s) => s.clone(),
         other => other.to_string(),

@@ -70,7 +70,7 @@ fn apply(state: &Option<Value>, effect: &Effect) -> Option<Option<Value>> {
 }
 
 /// `state`'s text followed by `piece`'s, as the key-value model appends.
-fn appended(state: &Option<Value>, piece: &Value) -> Value {
+pub fn appended(state: &Option<Value>, piece: &Value) -> Value {
     let text = |v: &Value| match v {
         Value::Str(s) => s.clone(),
         other => other.to_string(),
@@ -430,6 +430,131 @@ pub fn append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History 
         }
     }
     history(shape, drafts, outcomes, None)
+}
+
+/// A value the adversarial append histories read, write or append: short strings that
+/// overlap and repeat (`"ab"` holds `"a"`, `"b"` and `"ba"` hold each other's ends), the empty
+/// string, and integers whose text is a string's.
+fn adversarial_value(rng: &mut StdRng) -> Value {
+    const STRINGS: [&str; 6] = ["a", "b", "ab", "ba", "", "1"];
+    if rng.random_bool(0.15) {
+        Value::Int(rng.random_range(0..2))
+    } else {
+        Value::Str(STRINGS.choose(rng).expect("strings").to_string())
+    }
+}
+
+/// A history of appends of overlapping, repeated and empty strings (and integers), mixed with
+/// writes, deletes and CASes (some missing their precondition), every kind sometimes `info` or
+/// `fail`, from a random initial value; recorded from a linearizable store as
+/// [`linearizable_history`] records one, then, when `tamper`, one acknowledged read returns
+/// something else (a prefix, a suffix, a character dropped, or an arbitrary value).
+pub fn adversarial_append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History {
+    const SCALE: u64 = 1000;
+    let mut drafts = drafts(rng, shape);
+    for d in drafts.iter_mut() {
+        d.call = match rng.random_range(0..12) {
+            0..=3 => Call::Read,
+            4..=6 => Call::Append(adversarial_value(rng)),
+            7 | 8 => Call::Write(adversarial_value(rng)),
+            9 => Call::Delete,
+            _ => Call::Cas {
+                expected: rng.random_bool(0.8).then(|| adversarial_value(rng)),
+                new: adversarial_value(rng),
+            },
+        };
+    }
+    let end = drafts
+        .iter()
+        .map(|d| d.complete.unwrap_or(d.invoke))
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut points: Vec<(u64, usize)> = drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let from = d.invoke * SCALE + 1;
+            let point = match d.fate {
+                Fate::Ok => rng.random_range(from..d.complete.expect("completed") * SCALE),
+                Fate::Info if rng.random_bool(0.5) => rng.random_range(from..end * SCALE),
+                _ => return None,
+            };
+            Some((point, i))
+        })
+        .collect();
+    points.sort_unstable();
+    let initial = match rng.random_range(0..4) {
+        0 => Some(Value::Str("a".to_owned())),
+        1 => Some(Value::Int(1)),
+        _ => None,
+    };
+    let mut state: Vec<Option<Value>> = vec![initial.clone(); shape.keys as usize];
+    let mut outcomes: Vec<Outcome> = drafts
+        .iter()
+        .map(|d| match d.fate {
+            Fate::Ok => Outcome::Ok(None),
+            Fate::Fail => Outcome::Fail,
+            Fate::Info => Outcome::Info,
+        })
+        .collect();
+    for (_, i) in points {
+        let (d, value) = (&drafts[i], &mut state[drafts[i].key as usize]);
+        let seen = match &d.call {
+            Call::Read => Outcome::Ok(value.clone()),
+            Call::Write(v) => {
+                *value = Some(v.clone());
+                Outcome::Ok(None)
+            }
+            Call::Delete => {
+                *value = None;
+                Outcome::Ok(None)
+            }
+            Call::Cas { expected, new } if value == expected => {
+                *value = Some(new.clone());
+                Outcome::Ok(None)
+            }
+            Call::Cas { .. } => Outcome::PreconditionFailed,
+            Call::Append(v) => {
+                *value = Some(appended(value, v));
+                Outcome::Ok(None)
+            }
+            other => unreachable!("{other:?} is not generated"),
+        };
+        if d.fate == Fate::Ok {
+            outcomes[i] = seen;
+        }
+    }
+    let reads: Vec<usize> = (0..drafts.len())
+        .filter(|&i| drafts[i].call == Call::Read && matches!(outcomes[i], Outcome::Ok(_)))
+        .collect();
+    if tamper && let Some(&i) = reads.choose(rng) {
+        let Outcome::Ok(was) = &outcomes[i] else {
+            unreachable!("an ok read")
+        };
+        let text = match was {
+            None => String::new(),
+            Some(Value::Str(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let n = text.chars().count();
+        let cut = rng.random_range(0..=n);
+        let chars: Vec<char> = text.chars().collect();
+        let tampered = match rng.random_range(0..5) {
+            0 => Some(Value::Str(chars[..cut].iter().collect())),
+            1 => Some(Value::Str(chars[cut..].iter().collect())),
+            2 if n > 0 => {
+                let at = rng.random_range(0..n);
+                Some(Value::Str(
+                    chars[..at].iter().chain(&chars[at + 1..]).collect(),
+                ))
+            }
+            3 => None,
+            _ => Some(adversarial_value(rng)),
+        };
+        outcomes[i] = Outcome::Ok(tampered);
+    }
+    history(shape, drafts, outcomes, initial)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -206,13 +206,17 @@ fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Optio
     let h = f.history;
     let c_end = c.complete.map_or(u64::MAX, |e| e.index);
     let seen = super::text(seen);
-    // Appends invoked before this could have been replaced by a write that may fall before `c`.
+    // Appends invoked before this could have been replaced by a write that may fall before `c`
+    // (an `info` one at any point after its invocation, its completion event included).
     let barrier = f
         .key_ops
         .iter()
         .map(|&w| &h.ops[w as usize])
         .filter(|w| writes(w).is_some() && w.invoke.index < c_end)
-        .map(|w| w.complete.map_or(u64::MAX, |e| e.index))
+        .map(|w| match (&w.outcome, w.complete) {
+            (Outcome::Ok(_), Some(done)) => done.index,
+            _ => u64::MAX,
+        })
         .max()
         .unwrap_or(0);
     f.key_ops
@@ -301,7 +305,7 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             by_piece[id as usize].push(j);
         }
     }
-    let mut found = vec![false; pieces.len()];
+    let mut found = vec![0; pieces.len()];
     let mut needs = Vec::new();
     for &i in ops {
         // A CAS whose precondition failed saw some other value: it needs a writer of one.
@@ -340,7 +344,8 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
         if !appends.is_empty() {
             // The value is the initial one or a written one, followed by appends. When appends
             // alone cannot build it, it needs one of the writes it can start with; and in any
-            // case every append in what follows the longest of those.
+            // case every append in what follows the shortest of those (whichever write a core
+            // keeps, what follows it is built of those appends).
             let s = text(seen);
             let initial = text(
                 history
@@ -357,20 +362,22 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
                     .map(|&(j, ref w)| (j, w.len()))
                     .collect();
                 if !bases.is_empty() {
-                    from = bases.iter().map(|&(_, len)| len).max().unwrap_or(0);
+                    from = bases.iter().map(|&(_, len)| len).min().unwrap_or(0);
                     groups.push(bases.into_iter().map(|(j, _)| j).collect());
                 }
             }
             let rest = &s[from..];
-            // One group per appended string: any of its appends will do.
-            pieces.contained(rest, &mut found);
-            groups.extend(
-                by_piece
-                    .iter()
-                    .enumerate()
-                    .filter(|&(id, _)| found[id])
-                    .map(|(_, js)| js.clone()),
-            );
+            // One group per appended string: any of its appends will do, when the string occurs
+            // once. A string that occurs more often may have been appended as many times (a
+            // read of "aa" needs both appends of "a"): then every append of it.
+            pieces.count(rest, &mut found);
+            for (id, js) in by_piece.iter().enumerate() {
+                match found[id] {
+                    0 => {}
+                    1 => groups.push(js.clone()),
+                    _ => groups.extend(js.iter().map(|&j| vec![j])),
+                }
+            }
             if !groups.is_empty() {
                 needs.push((i, groups));
             }

@@ -68,6 +68,15 @@ impl Pieces {
         }
     }
 
+    /// Counts in `found` (indexed by piece id, `len()` long) the occurrences of each piece in
+    /// `value`, overlapping ones included.
+    pub(super) fn count(&self, value: &str, found: &mut [u32]) {
+        found.fill(0);
+        for (_, id) in self.occurrences(value) {
+            found[id as usize] += 1;
+        }
+    }
+
     /// Whether `value[from..]` is a concatenation of pieces (any piece any number of times: a
     /// necessary condition for appends to have built it, not a sufficient one).
     pub(super) fn build(&self, value: &str, from: usize) -> bool {
@@ -103,6 +112,9 @@ mod tests {
         assert_eq!(found, [true, true, false]);
         p.contained("", &mut found);
         assert_eq!(found, [false, false, false]);
+        let mut counts = vec![0; p.len()];
+        p.count("ababc", &mut counts);
+        assert_eq!(counts, [2, 1, 1]);
         assert_eq!(p.id("c"), Some(2));
         assert_eq!(p.id(""), None);
     }

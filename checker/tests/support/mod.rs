@@ -290,8 +290,23 @@ pub fn random_history(rng: &mut StdRng, shape: &Shape) -> History {
 /// a random instant inside its interval (an `info` one at any instant after its invocation, or
 /// not at all), and reads and CASes see the effects in the order of those instants.
 pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
-    const SCALE: u64 = 1000;
     let drafts = drafts(rng, shape);
+    let (outcomes, initial) = record(rng, &drafts, shape, random_initial);
+    history(shape, drafts, outcomes, initial)
+}
+
+/// The outcomes of `drafts` run on a linearizable store: each operation that takes effect does
+/// so at a random instant inside its interval (an `info` one at any instant after its
+/// invocation, or not at all), in the order of those instants, from the initial value that
+/// `initial` draws (after the instants, so that every generator draws in the same order).
+/// Returns the outcomes and the initial value.
+fn record(
+    rng: &mut StdRng,
+    drafts: &[Draft],
+    shape: &Shape,
+    initial: impl FnOnce(&mut StdRng) -> Option<Value>,
+) -> (Vec<Outcome>, Option<Value>) {
+    const SCALE: u64 = 1000;
     let end = drafts
         .iter()
         .map(|d| d.complete.unwrap_or(d.invoke))
@@ -312,7 +327,7 @@ pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
         })
         .collect();
     points.sort_unstable();
-    let initial = random_initial(rng);
+    let initial = initial(rng);
     let mut state = vec![initial.clone(); shape.keys as usize];
     let mut outcomes: Vec<Outcome> = drafts
         .iter()
@@ -339,13 +354,17 @@ pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
                 Outcome::Ok(None)
             }
             Call::Cas { .. } => Outcome::PreconditionFailed,
+            Call::Append(v) => {
+                *value = Some(appended(value, v));
+                Outcome::Ok(None)
+            }
             other => unreachable!("{other:?} is not generated"),
         };
         if d.fate == Fate::Ok {
             outcomes[i] = seen;
         }
     }
-    history(shape, drafts, outcomes, initial)
+    (outcomes, initial)
 }
 
 /// A history of reads, appends (each of its own string, `x<i>y`) and a few writes, recorded
@@ -353,7 +372,6 @@ pub fn linearizable_history(rng: &mut StdRng, shape: &Shape) -> History {
 /// acknowledged read returns its value with one appended string cut out, or cut short (often
 /// no longer linearizable, sometimes still so).
 pub fn append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History {
-    const SCALE: u64 = 1000;
     let mut drafts = drafts(rng, shape);
     for (i, d) in drafts.iter_mut().enumerate() {
         d.call = match rng.random_range(0..10) {
@@ -362,53 +380,7 @@ pub fn append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History 
             _ => Call::Append(Value::Str(format!("x{i}y"))),
         };
     }
-    let end = drafts
-        .iter()
-        .map(|d| d.complete.unwrap_or(d.invoke))
-        .max()
-        .unwrap_or(0)
-        + 2;
-    let mut points: Vec<(u64, usize)> = drafts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| {
-            let from = d.invoke * SCALE + 1;
-            let point = match d.fate {
-                Fate::Ok => rng.random_range(from..d.complete.expect("completed") * SCALE),
-                Fate::Info if rng.random_bool(0.5) => rng.random_range(from..end * SCALE),
-                _ => return None,
-            };
-            Some((point, i))
-        })
-        .collect();
-    points.sort_unstable();
-    let mut state: Vec<Option<Value>> = vec![None; shape.keys as usize];
-    let mut outcomes: Vec<Outcome> = drafts
-        .iter()
-        .map(|d| match d.fate {
-            Fate::Ok => Outcome::Ok(None),
-            Fate::Fail => Outcome::Fail,
-            Fate::Info => Outcome::Info,
-        })
-        .collect();
-    for (_, i) in points {
-        let (d, value) = (&drafts[i], &mut state[drafts[i].key as usize]);
-        let seen = match &d.call {
-            Call::Read => value.clone(),
-            Call::Write(v) => {
-                *value = Some(v.clone());
-                None
-            }
-            Call::Append(v) => {
-                *value = Some(appended(value, v));
-                None
-            }
-            other => unreachable!("{other:?} is not generated"),
-        };
-        if d.fate == Fate::Ok {
-            outcomes[i] = Outcome::Ok(seen);
-        }
-    }
+    let (mut outcomes, _) = record(rng, &drafts, shape, |_| None);
     if tamper {
         let reads: Vec<usize> = (0..drafts.len())
             .filter(
@@ -450,7 +422,6 @@ fn adversarial_value(rng: &mut StdRng) -> Value {
 /// [`linearizable_history`] records one, then, when `tamper`, one acknowledged read returns
 /// something else (a prefix, a suffix, a character dropped, or an arbitrary value).
 pub fn adversarial_append_history(rng: &mut StdRng, shape: &Shape, tamper: bool) -> History {
-    const SCALE: u64 = 1000;
     let mut drafts = drafts(rng, shape);
     for d in drafts.iter_mut() {
         d.call = match rng.random_range(0..12) {
@@ -464,67 +435,11 @@ pub fn adversarial_append_history(rng: &mut StdRng, shape: &Shape, tamper: bool)
             },
         };
     }
-    let end = drafts
-        .iter()
-        .map(|d| d.complete.unwrap_or(d.invoke))
-        .max()
-        .unwrap_or(0)
-        + 2;
-    let mut points: Vec<(u64, usize)> = drafts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| {
-            let from = d.invoke * SCALE + 1;
-            let point = match d.fate {
-                Fate::Ok => rng.random_range(from..d.complete.expect("completed") * SCALE),
-                Fate::Info if rng.random_bool(0.5) => rng.random_range(from..end * SCALE),
-                _ => return None,
-            };
-            Some((point, i))
-        })
-        .collect();
-    points.sort_unstable();
-    let initial = match rng.random_range(0..4) {
+    let (mut outcomes, initial) = record(rng, &drafts, shape, |rng| match rng.random_range(0..4) {
         0 => Some(Value::Str("a".to_owned())),
         1 => Some(Value::Int(1)),
         _ => None,
-    };
-    let mut state: Vec<Option<Value>> = vec![initial.clone(); shape.keys as usize];
-    let mut outcomes: Vec<Outcome> = drafts
-        .iter()
-        .map(|d| match d.fate {
-            Fate::Ok => Outcome::Ok(None),
-            Fate::Fail => Outcome::Fail,
-            Fate::Info => Outcome::Info,
-        })
-        .collect();
-    for (_, i) in points {
-        let (d, value) = (&drafts[i], &mut state[drafts[i].key as usize]);
-        let seen = match &d.call {
-            Call::Read => Outcome::Ok(value.clone()),
-            Call::Write(v) => {
-                *value = Some(v.clone());
-                Outcome::Ok(None)
-            }
-            Call::Delete => {
-                *value = None;
-                Outcome::Ok(None)
-            }
-            Call::Cas { expected, new } if value == expected => {
-                *value = Some(new.clone());
-                Outcome::Ok(None)
-            }
-            Call::Cas { .. } => Outcome::PreconditionFailed,
-            Call::Append(v) => {
-                *value = Some(appended(value, v));
-                Outcome::Ok(None)
-            }
-            other => unreachable!("{other:?} is not generated"),
-        };
-        if d.fate == Fate::Ok {
-            outcomes[i] = seen;
-        }
-    }
+    });
     let reads: Vec<usize> = (0..drafts.len())
         .filter(|&i| drafts[i].call == Call::Read && matches!(outcomes[i], Outcome::Ok(_)))
         .collect();

@@ -431,13 +431,17 @@ fn draw_throughput(sides: &[Loaded], path: &Path) -> crate::plots::PlotResult {
         ("ok operations/s", &|v| format!("{v:.0}")),
         faults,
     )?;
+    // Open-loop sides that keep up draw the same line: each side is drawn thinner than the one
+    // before it, on top, so that equal lines show as nested bands rather than one colour.
+    let n = sides.len() as u32;
     for (i, (l, points)) in sides.iter().zip(lines).enumerate() {
         let color = SIDE_COLORS[i % SIDE_COLORS.len()];
+        let width = 3 * (n - i as u32);
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(3)))?
+            .draw_series(LineSeries::new(points, color.stroke_width(width)))?
             .label(side_name(&l.run.results))
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(width))
             });
     }
     legend(&mut chart, 14)?;

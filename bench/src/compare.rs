@@ -178,6 +178,7 @@ async fn compare(args: &CompareArgs) -> anyhow::Result<Verdict> {
         }
     }
     let verdict = render(&dir, &dirs)?;
+    write_index(&out);
     if dirs.len() < sides.len() {
         return Ok(Verdict::Unknown.max_by_severity(verdict));
     }
@@ -192,7 +193,17 @@ fn render_recorded(runs: &[PathBuf], out: &Path) -> anyhow::Result<Verdict> {
         .iter()
         .map(|r| std::path::absolute(r).with_context(|| r.display().to_string()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    render(&dir, &dirs)
+    let verdict = render(&dir, &dirs)?;
+    write_index(out);
+    Ok(verdict)
+}
+
+/// The runs index under `out` lists the comparison and its sides' runs; a failure to write it
+/// is told, not fatal (the page is written).
+fn write_index(out: &Path) {
+    if let Err(e) = reports::write_index(out) {
+        eprintln!("bench compare: no runs index: {e}");
+    }
 }
 
 /// Writes the page into `dir`, prints each side's verdict and the page's path; returns the

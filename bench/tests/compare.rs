@@ -78,6 +78,14 @@ fn paxos_and_zab_run_with_one_seed_and_the_page_puts_them_side_by_side() {
         assert!(run.join("report.html").is_file(), "{side}");
         sides.push(run);
     }
+    // The runs index lists the comparison and both sides' runs.
+    let index = std::fs::read_to_string(out.path().join("index.html"))
+        .unwrap()
+        .replace("&#x2f;", "/");
+    let at = dir.strip_prefix(out.path()).unwrap().display().to_string();
+    for link in ["compare.html", "paxos/report.html", "zab/report.html"] {
+        assert!(index.contains(&format!("{at}/{link}")), "{link}: {index}");
+    }
 
     // Recorded runs render again without running anything.
     let again = bench(

@@ -258,78 +258,116 @@ pub(crate) fn data_uri(png: &Path) -> Result<String, ReportError> {
 }
 
 /// Writes `index.html` in `root` listing every run found under it (`root/<test>/<time>/` with a
-/// `results.json`), newest first; returns its path. Runs whose results cannot be read are
-/// listed with their error rather than left out.
+/// `results.json`), newest first, and every comparison (`root/compare/<test>/<time>/` with a
+/// `compare.html`, its sides' runs listed with the others); returns its path. Runs whose
+/// results cannot be read are listed with their error rather than left out.
 pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
     let mut runs = Vec::new();
-    let tests = std::fs::read_dir(root).map_err(ReportError::io(root))?;
-    for test in tests.filter_map(Result::ok) {
-        let is_dir = test.file_type().is_ok_and(|t| t.is_dir());
-        if !is_dir {
-            continue; // `latest` is a symlink; index.html is a file
-        }
-        let Ok(times) = std::fs::read_dir(test.path()) else {
-            continue;
-        };
-        for run in times.filter_map(Result::ok) {
-            let results_path = run.path().join("results.json");
-            if !results_path.exists() {
-                continue;
-            }
-            let rel = |name: &str| {
-                format!(
-                    "{}/{}/{name}",
-                    test.file_name().to_string_lossy(),
-                    run.file_name().to_string_lossy()
-                )
-            };
-            let report = run
-                .path()
-                .join("report.html")
-                .exists()
-                .then(|| rel("report.html"));
-            let row = match read_results(&results_path) {
-                Ok(r) => {
-                    let config = std::fs::read_to_string(run.path().join("config.toml")).ok();
-                    let node_args = run::node_args(&r, config.as_deref());
-                    serde_json::json!({
-                        "date": r.started_at.clone().unwrap_or_else(|| run.file_name().to_string_lossy().into_owned()),
-                        "verdict": r.verdict.name(),
-                        "interrupted": r.interrupted,
-                        "node_args": node_args.join(" "),
-                        "bug": deliberate_bug(&node_args).is_some(),
-                        "test": r.test,
-                        "system": r.system(),
-                        "msgs_per_op": r.messages.as_ref().map(|m| format!("{:.2}", m.per_operation)),
-                        "profile": r.profile,
-                        "nemesis": r.nemesis,
-                        "faults": r.faults.len(),
-                        "operations": r.operations,
-                        "throughput": format!("{:.0}", r.throughput_ops_per_s),
-                        "report": report,
-                        "results": rel("results.json"),
-                    })
+    let mut comparisons = Vec::new();
+    for test in subdirs(root).map_err(ReportError::io(root))? {
+        if test.file_name().is_some_and(|n| n == "compare") {
+            for time in subdirs(&test)
+                .into_iter()
+                .flatten()
+                .flat_map(|t| subdirs(&t).into_iter().flatten())
+            {
+                if !time.join("compare.html").exists() {
+                    continue;
                 }
-                Err(e) => serde_json::json!({
-                    "date": run.file_name().to_string_lossy(),
-                    "verdict": "unknown",
-                    "test": test.file_name().to_string_lossy(),
-                    "profile": format!("unreadable: {e}"),
-                    "report": report,
-                    "results": rel("results.json"),
-                }),
-            };
-            runs.push(row);
+                let sides: Vec<PathBuf> = subdirs(&time)
+                    .into_iter()
+                    .flatten()
+                    .filter(|side| side.join("results.json").exists())
+                    .collect();
+                let date = time.file_name().map(|n| n.to_string_lossy().into_owned());
+                comparisons.push(serde_json::json!({
+                    "date": date,
+                    "test": time.parent().and_then(Path::file_name).map(|n| n.to_string_lossy()),
+                    "sides": sides.iter().filter_map(|s| s.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>(),
+                    "page": relative(root, &time.join("compare.html")),
+                }));
+                runs.extend(sides.iter().map(|side| run_row(root, side)));
+            }
+            continue;
+        }
+        for run in subdirs(&test).into_iter().flatten() {
+            if run.join("results.json").exists() {
+                runs.push(run_row(root, &run));
+            }
         }
     }
+    comparisons.sort_by(|a, b| b["date"].as_str().cmp(&a["date"].as_str()));
     runs.sort_by(|a, b| b["date"].as_str().cmp(&a["date"].as_str()));
     let html = environment()
         .get_template("index.html")?
         .render(serde_json::json!({
             "runs": runs,
+            "comparisons": comparisons,
             "root": root.display().to_string(),
         }))?;
     let path = root.join("index.html");
     std::fs::write(&path, html).map_err(ReportError::io(&path))?;
     Ok(path)
+}
+
+/// The runs index's row for the run in `run` (which has a `results.json`), with links relative
+/// to `root`.
+fn run_row(root: &Path, run: &Path) -> serde_json::Value {
+    let results_path = run.join("results.json");
+    let name = run
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let rel = |file: &str| relative(root, &run.join(file));
+    let report = run.join("report.html").exists().then(|| rel("report.html"));
+    match read_results(&results_path) {
+        Ok(r) => {
+            let config = std::fs::read_to_string(run.join("config.toml")).ok();
+            let node_args = run::node_args(&r, config.as_deref());
+            serde_json::json!({
+                "date": r.started_at.clone().unwrap_or_else(|| name.clone()),
+                "verdict": r.verdict.name(),
+                "interrupted": r.interrupted,
+                "node_args": node_args.join(" "),
+                "bug": deliberate_bug(&node_args).is_some(),
+                "test": r.test,
+                "system": r.system(),
+                "msgs_per_op": r.messages.as_ref().map(|m| format!("{:.2}", m.per_operation)),
+                "profile": r.profile,
+                "nemesis": r.nemesis,
+                "faults": r.faults.len(),
+                "operations": r.operations,
+                "throughput": format!("{:.0}", r.throughput_ops_per_s),
+                "report": report,
+                "results": rel("results.json"),
+            })
+        }
+        Err(e) => serde_json::json!({
+            "date": name,
+            "verdict": "unknown",
+            "test": run.parent().and_then(Path::file_name).map(|n| n.to_string_lossy()),
+            "profile": format!("unreadable: {e}"),
+            "report": report,
+            "results": rel("results.json"),
+        }),
+    }
+}
+
+/// The directories in `dir` (not the `latest` symlinks), sorted.
+fn subdirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// `path` relative to `root`, with `/` between parts (for links in the index).
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -165,3 +165,36 @@ fn runs_recorded_before_the_newer_fields_still_render_in_the_index_and_as_a_repo
         "{page}"
     );
 }
+
+/// A comparison's page is listed, and its sides' runs with the other runs.
+#[test]
+fn the_index_lists_comparisons_and_their_sides_runs() {
+    let root = tempfile::tempdir().unwrap();
+    add_run(root.path(), "solo", "20261101T000000Z", |_| {});
+    let compare = root.path().join("compare/duel/20261120T000000Z");
+    std::fs::create_dir_all(&compare).unwrap();
+    std::fs::write(compare.join("compare.html"), "x").unwrap();
+    for side in ["paxos", "zab"] {
+        add_run(
+            &root.path().join("compare/duel"),
+            "20261120T000000Z",
+            side,
+            |r| r["test"] = "duel".into(),
+        );
+    }
+    let html = index(root.path());
+    assert!(html.contains("Comparisons"), "{html}");
+    assert!(
+        html.contains("compare/duel/20261120T000000Z/compare.html"),
+        "{html}"
+    );
+    assert!(html.contains("paxos, zab"), "{html}");
+    for side in ["paxos", "zab"] {
+        assert!(
+            html.contains(&format!("compare/duel/20261120T000000Z/{side}/report.html")),
+            "{side}: {html}"
+        );
+    }
+    assert!(html.contains("solo/20261101T000000Z/report.html"), "{html}");
+    assert!(html.contains("3 runs"), "{html}");
+}

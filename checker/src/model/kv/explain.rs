@@ -100,7 +100,10 @@ fn observation(
             );
             return said(sentence, Some(a));
         }
-        if writers.is_empty() && !initial && !builds(h, f.key_ops, seen) {
+        if writers.is_empty() && !initial {
+            if builds(h, f.key_ops, seen) {
+                return unexplained();
+            }
             return said(
                 format!(
                     "{what}, but no operation wrote {} and no order of the appends builds it",
@@ -108,9 +111,6 @@ fn observation(
                 ),
                 None,
             );
-        }
-        if writers.is_empty() && !initial {
-            return unexplained();
         }
     }
     if writers.is_empty() && !initial {
@@ -229,10 +229,7 @@ fn lacking_append(f: &Failure<'_>, c: &Operation, seen: &Option<Value>) -> Optio
             else {
                 return false;
             };
-            let piece = match piece {
-                Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
-                other => std::borrow::Cow::Owned(other.to_string()),
-            };
+            let piece = super::value_text(piece);
             done.index < c.invoke.index
                 && a.invoke.index >= barrier
                 && !piece.is_empty()
@@ -247,7 +244,7 @@ fn builds(h: &History, ops: &[u32], seen: &Option<Value>) -> bool {
     let ops = || ops.iter().map(|&i| &h.ops[i as usize]);
     let pieces = super::pieces::Pieces::new(ops().filter_map(|a| match (&a.call, &a.outcome) {
         (_, Outcome::Fail) => None,
-        (Call::Append(v), _) => Some(super::text(&Some(v.clone())).into_owned()),
+        (Call::Append(v), _) => Some(super::value_text(v)),
         _ => None,
     }));
     let seen = super::text(seen);
@@ -288,10 +285,7 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             _ => {}
         }
     }
-    let text = |v: &Value| match v {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let text = super::value_text;
     let pieces = super::pieces::Pieces::new(appends.iter().map(|(_, a)| text(a)));
     // Every value set outright, as text, with its writer.
     let writes_of: Vec<(u32, String)> = ops
@@ -347,15 +341,10 @@ pub(super) fn sources(history: &History, ops: &[u32]) -> Vec<(u32, Vec<Vec<u32>>
             // case every append in what follows the shortest of those (whichever write a core
             // keeps, what follows it is built of those appends).
             let s = text(seen);
-            let initial = text(
-                history
-                    .initial
-                    .as_ref()
-                    .unwrap_or(&Value::Str(String::new())),
-            );
+            let initial = super::text(&history.initial);
             let mut from = 0;
             let mut groups = Vec::new();
-            if !(s.starts_with(&initial) && pieces.build(&s, initial.len())) {
+            if !(s.starts_with(&*initial) && pieces.build(&s, initial.len())) {
                 let bases: Vec<(u32, usize)> = writes_of
                     .iter()
                     .filter(|(_, w)| s.starts_with(w.as_str()) && pieces.build(&s, w.len()))

@@ -83,10 +83,14 @@ fn table_hash(poly: u64, v: Option<&Value>) -> u64 {
 }
 
 fn text(v: &Option<Value>) -> Cow<'_, str> {
+    v.as_ref().map_or(Cow::Borrowed(""), value_text)
+}
+
+/// A value's text, as appends see it: a string as it is, anything else as it prints.
+fn value_text(v: &Value) -> Cow<'_, str> {
     match v {
-        None => Cow::Borrowed(""),
-        Some(Value::Str(s)) => Cow::Borrowed(s),
-        Some(other) => Cow::Owned(other.to_string()),
+        Value::Str(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -324,11 +328,19 @@ fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)
         return None;
     }
     appends.sort_unstable();
-    let setters: Vec<(u64, u64)> = ops
+    // Writes, CASes and deletes by invocation, each with the latest completion among those
+    // invoked no later (an optional one never completes): what a read's barrier is made of.
+    let mut setters: Vec<(u64, u64)> = ops
         .iter()
         .filter(|o| matches!(o.step, Step::Write(_) | Step::Cas(..)))
         .map(|o| (o.call, o.ret.unwrap_or(u64::MAX)))
         .collect();
+    setters.sort_unstable();
+    let mut latest = 0;
+    for (_, ret) in &mut setters {
+        latest = latest.max(*ret);
+        *ret = latest;
+    }
     let mut reads: Vec<(u64, u64, StateId, usize)> = ops
         .iter()
         .enumerate()
@@ -338,33 +350,30 @@ fn missing_append(values: &Values, ops: &[KeyOp<Step>]) -> Option<(usize, usize)
         })
         .collect();
     reads.sort_unstable();
-    let mut found = vec![false; pieces.len()];
+    let mut found = vec![0; pieces.len()];
     let mut scanned: Option<StateId> = None;
     for &(ret, call, value, read) in &reads {
-        // An append invoked before a setter completed may have been replaced by it.
-        let barrier = setters
-            .iter()
-            .filter(|&&(w_call, _)| w_call < ret)
-            .map(|&(_, w_ret)| w_ret)
-            .max()
-            .unwrap_or(0);
+        // An append invoked before a setter that may fall before the read completed may have
+        // been replaced by it.
+        let barrier = match setters.partition_point(|&(w_call, _)| w_call < ret) {
+            0 => 0,
+            n => setters[n - 1].1,
+        };
         let done = appends.partition_point(|&(a_ret, ..)| a_ret < call);
         let mut lacking = appends[..done]
             .iter()
             .rev()
             .filter(|&&(_, a_call, ..)| a_call >= barrier)
-            .take(LOOKBACK);
-        let Some(first) = lacking.next() else {
+            .take(LOOKBACK)
+            .peekable();
+        if lacking.peek().is_none() {
             continue;
-        };
+        }
         if scanned != Some(value) {
-            pieces.contained(&text_of(value), &mut found);
+            pieces.count(&text_of(value), &mut found);
             scanned = Some(value);
         }
-        if let Some(&(.., append)) = std::iter::once(first)
-            .chain(lacking)
-            .find(|&&(_, _, id, _)| !found[id as usize])
-        {
+        if let Some(&(.., append)) = lacking.find(|&&(_, _, id, _)| found[id as usize] == 0) {
             return Some((read, append));
         }
     }

@@ -60,14 +60,6 @@ impl Pieces {
         })
     }
 
-    /// Marks in `found` (indexed by piece id, `len()` long) the pieces `value` contains.
-    pub(super) fn contained(&self, value: &str, found: &mut [bool]) {
-        found.fill(false);
-        for (_, id) in self.occurrences(value) {
-            found[id as usize] = true;
-        }
-    }
-
     /// Counts in `found` (indexed by piece id, `len()` long) the occurrences of each piece in
     /// `value`, overlapping ones included.
     pub(super) fn count(&self, value: &str, found: &mut [u32]) {
@@ -107,12 +99,12 @@ mod tests {
     fn finds_every_piece_a_value_contains_overlapping_ones_included() {
         let p = Pieces::new(["ab", "ba", "ab", "", "c"]);
         assert_eq!(p.len(), 3);
-        let mut found = vec![false; p.len()];
-        p.contained("aba", &mut found);
-        assert_eq!(found, [true, true, false]);
-        p.contained("", &mut found);
-        assert_eq!(found, [false, false, false]);
         let mut counts = vec![0; p.len()];
+        let found = |counts: &[u32]| counts.iter().map(|&n| n > 0).collect::<Vec<_>>();
+        p.count("aba", &mut counts);
+        assert_eq!(found(&counts), [true, true, false]);
+        p.count("", &mut counts);
+        assert_eq!(found(&counts), [false, false, false]);
         p.count("ababc", &mut counts);
         assert_eq!(counts, [2, 1, 1]);
         assert_eq!(p.id("c"), Some(2));

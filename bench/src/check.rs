@@ -209,12 +209,7 @@ fn render_anomaly(out: &mut String, key: &str, a: &Anomaly, timed: bool) {
             out,
             "  the longest linearizable prefix has {} and leaves the value {}{}",
             checker::counted(a.prefix_len as u64, "operation", "operations"),
-            // In the model's words; results recorded before it existed have only the JSON.
-            if a.state_after_prefix.is_empty() {
-                a.value_after_prefix.to_string()
-            } else {
-                a.state_after_prefix.clone()
-            },
+            a.state_after(),
             if a.prefix_tail.is_empty() {
                 ""
             } else {

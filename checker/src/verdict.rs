@@ -109,6 +109,18 @@ pub struct Anomaly {
     pub core: Option<Core>,
 }
 
+impl Anomaly {
+    /// The key's state after the longest prefix, in the model's words; for results recorded
+    /// before the checker said it so, from the JSON value (`absent` for none).
+    pub fn state_after(&self) -> String {
+        match &self.value_after_prefix {
+            _ if !self.state_after_prefix.is_empty() => self.state_after_prefix.clone(),
+            serde_json::Value::Null => "absent".to_owned(),
+            v => v.to_string(),
+        }
+    }
+}
+
 /// A smallest set of the key's operations that is not linearizable on its own, found by delta
 /// debugging with the checker as the oracle.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -312,12 +312,7 @@ fn view(
         ops: rows(run, a, &a.around),
         refuted: a.refuted_before_search,
         prefix_len: a.prefix_len,
-        value_after: match &a.value_after_prefix {
-            // Results recorded before the checker described states in the model's words.
-            _ if !a.state_after_prefix.is_empty() => a.state_after_prefix.clone(),
-            serde_json::Value::Null => "absent".to_owned(),
-            v => v.to_string(),
-        },
+        value_after: a.state_after(),
         prefix_tail: a.prefix_tail.iter().map(|o| o.text.clone()).collect(),
         drawn,
     }

@@ -936,18 +936,10 @@ fn a_leader_whose_phases_each_end_in_time_is_established_however_long_they_take_
             assert_eq!(r.leader(), Some(0), "n0 gave up");
         }
     };
-    let own = |out: &Outbox| {
-        out.after_persist
-            .iter()
-            .find(|(to, _)| *to == 0)
-            .expect("our own acknowledgement")
-            .1
-            .clone()
-    };
     // Discovery: the follower's CEPOCH is slow to come.
     slow(&mut r);
     let out = feed(&mut r, 2, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
-    let own_ack_epoch = own(&out);
+    let own_ack_epoch = own_ack(&out);
     // NEWEPOCH: our own acceptedEpoch is slow to sync.
     slow(&mut r);
     feed(&mut r, 0, own_ack_epoch);
@@ -959,7 +951,7 @@ fn a_leader_whose_phases_each_end_in_time_is_established_however_long_they_take_
     };
     let out = feed(&mut r, 2, Message::AckEpoch(theirs));
     assert!(r.is_leader());
-    let own_ack_new_leader = own(&out);
+    let own_ack_new_leader = own_ack(&out);
     // Synchronisation: our own currentEpoch is slow to sync.
     slow(&mut r);
     feed(&mut r, 0, own_ack_new_leader);
@@ -1009,17 +1001,9 @@ fn only_cepochs_that_can_follow_the_leader_keep_it_alive() {
     let mut r = recovered(0, 5, Vec::new());
     feed(&mut r, 1, votes_for(0));
     make_lead(&mut r, 2);
-    let own = |out: &Outbox| {
-        out.after_persist
-            .iter()
-            .find(|(to, _)| *to == 0)
-            .expect("our own acknowledgement")
-            .1
-            .clone()
-    };
     feed(&mut r, 1, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
     let out = feed(&mut r, 2, Message::CEpoch(CEpoch { accepted_epoch: 0 }));
-    feed(&mut r, 0, own(&out));
+    feed(&mut r, 0, own_ack(&out));
     let ack_epoch = AckEpoch {
         epoch: 1,
         summary: LogSummary::default(),
@@ -1028,7 +1012,7 @@ fn only_cepochs_that_can_follow_the_leader_keep_it_alive() {
     };
     feed(&mut r, 1, Message::AckEpoch(ack_epoch.clone()));
     let out = feed(&mut r, 2, Message::AckEpoch(ack_epoch));
-    feed(&mut r, 0, own(&out));
+    feed(&mut r, 0, own_ack(&out));
     let ack_new_leader = || Message::AckNewLeader(AckNewLeader { epoch: 1, len: 0 });
     // n2 acknowledges NEWLEADER, then goes silent.
     feed(&mut r, 2, ack_new_leader());
@@ -1690,4 +1674,14 @@ fn random_schedules_catch_unsafe_skip_sync() {
         .filter(|&seed| random_schedule(seed, 3, 3000, true).is_err())
         .count();
     assert!(caught > 0, "no seed caught unsafe_skip_sync");
+}
+
+/// n0's acknowledgement to itself in `out`, sent once its records are durable.
+fn own_ack(out: &Outbox) -> Message {
+    out.after_persist
+        .iter()
+        .find(|(to, _)| *to == 0)
+        .expect("our own acknowledgement")
+        .1
+        .clone()
 }

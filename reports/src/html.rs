@@ -266,34 +266,19 @@ pub fn write_index(root: &Path) -> Result<PathBuf, ReportError> {
     let mut comparisons = Vec::new();
     for test in subdirs(root).map_err(ReportError::io(root))? {
         if test.file_name().is_some_and(|n| n == "compare") {
-            for time in subdirs(&test)
-                .into_iter()
-                .flatten()
-                .flat_map(|t| subdirs(&t).into_iter().flatten())
-            {
-                if !time.join("compare.html").exists() {
-                    continue;
-                }
-                let sides: Vec<PathBuf> = subdirs(&time)
-                    .into_iter()
-                    .flatten()
-                    .filter(|side| side.join("results.json").exists())
-                    .collect();
-                let date = time.file_name().map(|n| n.to_string_lossy().into_owned());
-                comparisons.push(serde_json::json!({
-                    "date": date,
-                    "test": time.parent().and_then(Path::file_name).map(|n| n.to_string_lossy()),
-                    "sides": sides.iter().filter_map(|s| s.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>(),
-                    "page": relative(root, &time.join("compare.html")),
-                }));
+            // root/compare/<test>/<time>/, a side's run in each of its directories.
+            let tests = subdirs(&test).into_iter().flatten();
+            for page in tests.flat_map(|t| holding(&t, "compare.html")) {
+                let sides = holding(&page, "results.json");
+                comparisons.push(comparison_row(root, &page, &sides));
                 runs.extend(sides.iter().map(|side| run_row(root, side)));
             }
-            continue;
-        }
-        for run in subdirs(&test).into_iter().flatten() {
-            if run.join("results.json").exists() {
-                runs.push(run_row(root, &run));
-            }
+        } else {
+            runs.extend(
+                holding(&test, "results.json")
+                    .iter()
+                    .map(|run| run_row(root, run)),
+            );
         }
     }
     comparisons.sort_by(|a, b| b["date"].as_str().cmp(&a["date"].as_str()));
@@ -350,6 +335,26 @@ fn run_row(root: &Path, run: &Path) -> serde_json::Value {
             "results": rel("results.json"),
         }),
     }
+}
+
+/// The runs index's row for the comparison page in `page`, whose sides' runs are `sides`.
+fn comparison_row(root: &Path, page: &Path, sides: &[PathBuf]) -> serde_json::Value {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    serde_json::json!({
+        "date": name(page),
+        "test": page.parent().and_then(name),
+        "sides": sides.iter().filter_map(|s| name(s)).collect::<Vec<_>>(),
+        "page": relative(root, &page.join("compare.html")),
+    })
+}
+
+/// The directories in `dir` that hold a file named `file`, sorted.
+fn holding(dir: &Path, file: &str) -> Vec<PathBuf> {
+    subdirs(dir)
+        .into_iter()
+        .flatten()
+        .filter(|d| d.join(file).exists())
+        .collect()
 }
 
 /// The directories in `dir` (not the `latest` symlinks), sorted.
